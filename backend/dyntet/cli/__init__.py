@@ -1,0 +1,50 @@
+"""The ``dyntet`` console script: one module per subcommand.
+
+Each module in ``SUBCOMMANDS`` exposes ``add_parser(subparsers)`` which registers its parser and
+sets ``func`` (called with the parsed namespace, returning an exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+SUBCOMMANDS = (
+    "preprocess", "train", "eval", "generate", "render", "export", "serve", "keys", "demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dyntet", description="DynTet talking-head avatars: preprocess, train, generate, export, serve.")
+    from dyntet import __version__
+    parser.add_argument("--version", action="version", version=f"dyntet {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        module_name = f"dyntet.cli.{name}_cmd"
+        if importlib.util.find_spec(module_name) is None:
+            continue  # subcommand not part of this build
+        importlib.import_module(module_name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except UserFacingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+class UserFacingError(Exception):
+    """An error whose message tells the user what went wrong and what to do; printed without a traceback."""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

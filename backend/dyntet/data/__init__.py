@@ -1,0 +1,1 @@
+"""Dataset folders (read/write), video I/O and the synthetic subject."""

@@ -1,0 +1,1 @@
+"""Sequence folders to interchange formats (glTF binary, OBJ)."""

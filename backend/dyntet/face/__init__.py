@@ -1,0 +1,1 @@
+"""Preprocessing real footage: face tracking, camera, landmark face model, masks."""

@@ -1,0 +1,1 @@
+"""Driving a trained avatar and writing sequence folders."""

@@ -1,0 +1,1 @@
+"""Tetrahedral grid and Marching Tetrahedra with a fixed topology."""

@@ -1,0 +1,1 @@
+"""Network building blocks: positional encodings and MLPs."""

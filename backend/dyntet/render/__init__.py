@@ -1,0 +1,1 @@
+"""Differentiable rasterisation (CPU and nvdiffrast backends), textures, lighting and PBR shading."""

@@ -1,0 +1,1 @@
+"""The ZeroMQ job server that Blender talks to."""

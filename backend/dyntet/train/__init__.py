@@ -1,0 +1,1 @@
+"""Training loop, presets, checkpoints and run folders."""
