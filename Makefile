@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
 	@$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	@$(PY) scripts/ensure_gltf_validator.py
 	@rm -f $(VENV)/.installed-* && touch $@
 
 test: venv

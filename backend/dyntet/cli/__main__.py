@@ -1,0 +1,5 @@
+import sys
+
+from dyntet.cli import main
+
+sys.exit(main())
