@@ -1,0 +1,196 @@
+"""The DynTet avatar: geometry (f1, f2 on a tet grid → meshes with one topology), appearance G, light.
+
+Paper: Zhang et al., "Learning Dynamic Tetrahedra for High-Quality Talking Head Synthesis", CVPR 2024.
+Dataflow for a batch of B frames:
+
+1. f1 on every grid vertex → SDF s, elastic e; marching-tets topology from sign(s) (no gradient).
+2. f2 only on the grid vertices that touch crossing edges; Δv = e · f2 (Eq. 5); per-frame mesh
+   vertices by the lerp of Eq. 6 — faces are the same for every frame.
+3. The canonical mesh is the same decode at the mean expression ᾱ (Eq. 8).
+4. Rasterise each frame's mesh, interpolate canonical positions (canonical projection), query G there,
+   shade with the learned cube-map light (split-sum GGX, Eqs. 10–12), composite over the background and
+   antialias the silhouettes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from dyntet.data.dataset import FaceModel
+from dyntet.geometry.marching import MarchingTopology, decode, topology
+from dyntet.geometry.mesh import vertex_normals
+from dyntet.geometry.tetgrid import tet_grid
+from dyntet.model.config import ModelConfig
+from dyntet.model.face_prior import HeadToGrid, head_frame
+from dyntet.model.networks import AppearanceNetwork, GeometryNetwork
+from dyntet.render import raster
+from dyntet.render.camera import projection, to_clip
+from dyntet.render.light import CubeMapLight, LightConfig as CubeLightConfig
+from dyntet.render.pbr import shade
+
+
+@dataclass
+class Meshes:
+    """Meshes of B frames sharing one topology (head space, metres).
+
+    ``faces`` int64 [F, 3]; ``vertices`` float [B, E, 3]; ``canonical`` float [E, 3] (mesh at ᾱ);
+    ``topology`` the marching-tets topology the faces come from.
+    """
+
+    faces: torch.Tensor
+    vertices: torch.Tensor
+    canonical: torch.Tensor
+    topology: MarchingTopology
+
+
+@dataclass
+class RenderOutput:
+    """Per-pixel results, all float [B, H, W, C]: ``rgb`` (composited, antialiased, linear), ``alpha``
+    (antialiased head coverage, C=1), ``normals`` (head space, C=3), ``kd`` and ``orm`` (C=3)."""
+
+    rgb: torch.Tensor
+    alpha: torch.Tensor
+    normals: torch.Tensor
+    kd: torch.Tensor
+    orm: torch.Tensor
+
+
+def expression_windows(expression: torch.Tensor, frames: torch.Tensor, window: int) -> torch.Tensor:
+    """Windows of α around each frame with clamped edges.
+
+    Args:
+        expression: float [N, K], a whole clip.
+        frames: int64 [B] indices into the clip.
+        window: odd number of frames W.
+    Returns:
+        float [B, W, K].
+    """
+    half = window // 2
+    offsets = torch.arange(-half, half + 1, device=frames.device)
+    idx = (frames[:, None] + offsets[None]).clamp(0, expression.shape[0] - 1)
+    return expression[idx]
+
+
+class DynTet(nn.Module):
+    """A person-specific DynTet avatar.
+
+    Args:
+        config: the model configuration.
+        face_model: the subject's linear face model (places the grid and initialises the SDF).
+        mean_expression: float [K], ᾱ over the training frames.
+    """
+
+    def __init__(self, config: ModelConfig, face_model: FaceModel, mean_expression: np.ndarray) -> None:
+        super().__init__()
+        self.config = config
+        geo = config.geometry
+        num_expression = face_model.num_expression
+        self.geometry = GeometryNetwork(geo, num_expression)
+        self.appearance = AppearanceNetwork(config.appearance, geo.expression_feature_dim)
+        res = config.light.cube_resolution
+        self.light = CubeMapLight(CubeLightConfig(base_resolution=res, min_resolution=min(16, res),
+                                                  irradiance_resolution=min(16, res)))
+        frame = head_frame(face_model, mean_expression, geo.grid_size_m)
+        self.register_buffer("grid_center", frame.center.clone())
+        self.register_buffer("mean_expression", torch.as_tensor(mean_expression, dtype=torch.float32))
+        self.grid = tet_grid(geo.grid_resolution)
+        self.register_buffer("grid_vertices", self.grid.vertices.clone(), persistent=False)
+
+    def _apply(self, fn, recurse=True):  # keep the (non-module) grid on the model's device
+        super()._apply(fn, recurse)
+        self.grid = self.grid.to(self.grid_vertices.device)
+        return self
+
+    # -- spaces ------------------------------------------------------------------------------
+    @property
+    def head_to_grid(self) -> HeadToGrid:
+        return HeadToGrid(self.grid_center, 1.0 / self.config.geometry.grid_size_m)
+
+    def to_head(self, points: torch.Tensor) -> torch.Tensor:
+        return self.head_to_grid.inverse(points)
+
+    # -- geometry ------------------------------------------------------------------------------
+    def mean_window(self, batch: int = 1) -> torch.Tensor:
+        """The expression window of a frame at ᾱ throughout: float [batch, W, K]."""
+        w = self.config.geometry.expression_window
+        return self.mean_expression.expand(batch, w, -1)
+
+    def sdf(self) -> torch.Tensor:
+        """SDF on every grid vertex, without gradient (it only decides the topology): float [V]."""
+        with torch.no_grad():
+            chunks = [self.geometry.sdf_elastic(p)[0] for p in torch.split(self.grid_vertices, 131072)]
+        return torch.cat(chunks)
+
+    def meshes(self, windows: torch.Tensor, topo: MarchingTopology | None = None) -> Meshes:
+        """Per-frame meshes for expression windows float [B, W, K] (+ the canonical mesh).
+
+        Gradients flow to f1 through the SDF values of crossing-edge endpoints, to f2 and the
+        expression encoder through the offsets.
+        """
+        sdf_all = None
+        if topo is None:
+            sdf_all = self.sdf()
+            topo = topology(self.grid, sdf_all)
+        used, local_topo = topo.compact()                                      # [U], topology over U
+        points = self.grid_vertices[used]
+        sdf_used, elastic = self.geometry.sdf_elastic(points)
+        if sdf_all is not None:
+            # Values exactly as the topology saw them (batching can change the last bits, and a flipped
+            # sign would put a vertex off its edge); gradients from this evaluation.
+            sdf_used = sdf_all[used] + (sdf_used - sdf_used.detach())
+        code = self.geometry.position_code(points)
+        features = self.geometry.expression_encoder(torch.cat([windows, self.mean_window()], 0))
+        offsets = elastic[None, :, None] * self.geometry.offsets(code, features)  # [B+1, U, 3]
+        verts = decode(local_topo, points, sdf_used, offsets, check_signs=False)  # [B+1, E, 3]
+        verts = self.to_head(verts)
+        return Meshes(faces=topo.faces, vertices=verts[:-1], canonical=verts[-1], topology=topo)
+
+    # -- appearance ------------------------------------------------------------------------------
+    def render(self, meshes: Meshes, windows: torch.Tensor, poses: torch.Tensor, intrinsics: torch.Tensor,
+               size: int, background: torch.Tensor) -> RenderOutput:
+        """Render B frames.
+
+        Args:
+            meshes: from :meth:`meshes` for the same B frames.
+            windows: float [B, W, K] expression windows (for G's expression input).
+            poses: float [B, 4, 4] head-to-camera.
+            intrinsics: float [4] or [B, 4] (fx, fy, cx, cy) in pixels of a ``size``² image.
+            background: float [B, H, W, 3] linear RGB shown where the head is not.
+        """
+        batch = poses.shape[0]
+        faces = meshes.faces
+        proj = projection(intrinsics.expand(batch, 4), size, size)
+        clip = to_clip(meshes.vertices, poses, proj)
+        rast = raster.rasterize(clip, faces, (size, size))
+        covered = rast[..., 3] > 0                                                   # [B, H, W]
+
+        # Shading happens in head space (as in the paper, the head is fixed and the camera moves), so
+        # the learned light is an environment around the head.
+        normals = vertex_normals(meshes.vertices, faces)                             # [B, E, 3]
+        canonical_attr = meshes.canonical.expand(batch, -1, -1)
+        attrs = raster.interpolate(torch.cat([canonical_attr, normals, meshes.vertices], -1), rast, faces)
+        pix = covered.nonzero(as_tuple=True)
+        canon = attrs[..., 0:3][pix]
+        normal = nn.functional.normalize(attrs[..., 3:6][pix], dim=-1)
+        position = attrs[..., 6:9][pix]
+        rotation = poses[:, :3, :3]
+        camera_centre = -(rotation.transpose(1, 2) @ poses[:, :3, 3:4])[..., 0]      # [B, 3] head space
+
+        feature = self.geometry.expression_encoder(windows)[pix[0]]
+        kd, orm = self.appearance(self.head_to_grid(canon) + 0.5, feature)
+        view = nn.functional.normalize(camera_centre[pix[0]] - position, dim=-1)
+        color = shade(normal, view, kd, orm, self.light)
+
+        def scatter(values: torch.Tensor) -> torch.Tensor:
+            out = torch.zeros(*covered.shape, values.shape[-1], dtype=values.dtype, device=values.device)
+            return out.index_put(pix, values)
+
+        rgb = torch.where(covered[..., None], scatter(color), background)
+        alpha = covered[..., None].to(rgb.dtype)
+        both = raster.antialias(torch.cat([rgb, alpha], -1), rast, clip, faces)
+        return RenderOutput(rgb=both[..., :3], alpha=both[..., 3:4], normals=scatter(normal),
+                            kd=scatter(kd), orm=scatter(orm))

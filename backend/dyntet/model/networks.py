@@ -1,0 +1,104 @@
+"""The three DynTet networks: expression encoder, geometry (f1, f2) and appearance G."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dyntet.model.config import AppearanceConfig, GeometryConfig
+from dyntet.nn.encodings import FrequencyEncoding, HashGridConfig, HashGridEncoding
+from dyntet.nn.mlp import MLP
+
+
+class ExpressionEncoder(nn.Module):
+    """A window of expression coefficients → one feature vector (paper §4.2: 4-layer 1-D conv encoder).
+
+    Input ``windows`` float [B, W, K] (W frames of K coefficients, centred on the current frame);
+    output float [B, D]. Four stride-2 convolutions shrink the window, then the remaining positions are
+    averaged, so any odd W works.
+    """
+
+    def __init__(self, num_expression: int, feature_dim: int = 256) -> None:
+        super().__init__()
+        channels = [num_expression, 64, 128, feature_dim, feature_dim]
+        layers: list[nn.Module] = []
+        for i in range(4):
+            layers.append(nn.Conv1d(channels[i], channels[i + 1], kernel_size=3, stride=2, padding=1))
+            if i < 3:
+                layers.append(nn.LeakyReLU(0.02))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return self.net(windows.transpose(1, 2)).mean(dim=2)
+
+
+class GeometryNetwork(nn.Module):
+    """f1(x) → (SDF s, elastic score e ≥ 0) and f2(x, feature) → offset (paper Eq. 5).
+
+    f2's first layer acts on ``[γ(x), feature]``; it is split into a position part (computed once per
+    point, frame independent) and an expression part (once per frame), which is exactly the same map
+    but lets generation batch frames without recomputing the position half.
+    Positions are in grid space ``[-0.5, 0.5]^3``; SDF and offsets are in grid units.
+    """
+
+    def __init__(self, config: GeometryConfig, num_expression: int) -> None:
+        super().__init__()
+        self.config = config
+        self.encoding = FrequencyEncoding(config.num_frequencies, include_input=True)
+        width = config.hidden_dim
+        self.f1 = MLP(self.encoding.output_dim, 2, width, config.num_layers)
+        with torch.no_grad():  # elastic scores start small (rigid); the deformation loss raises them where needed
+            self.f1.layers[-1].bias[1] = -2.0
+        self.expression_encoder = ExpressionEncoder(num_expression, config.expression_feature_dim)
+        self.f2_position = nn.Linear(self.encoding.output_dim, width)
+        self.f2_expression = nn.Linear(config.expression_feature_dim, width, bias=False)
+        self.f2_rest = MLP(width, 3, width, config.num_layers - 1)
+        nn.init.zeros_(self.f2_rest.layers[-1].weight)  # start with no deformation
+        nn.init.zeros_(self.f2_rest.layers[-1].bias)
+
+    def sdf_elastic(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """points float [N, 3] grid space → sdf [N], elastic [N] (softplus, so ≥ 0)."""
+        out = self.f1(self.encoding(points))
+        return out[:, 0], nn.functional.softplus(out[:, 1])
+
+    def position_code(self, points: torch.Tensor) -> torch.Tensor:
+        """The frame-independent half of f2's first layer: float [N, hidden]."""
+        return self.f2_position(self.encoding(points))
+
+    def offsets(self, position_code: torch.Tensor, feature: torch.Tensor) -> torch.Tensor:
+        """f2 for N points and B frames: position_code [N, hidden], feature [B, D] → offsets [B, N, 3]."""
+        hidden = torch.relu(position_code[None] + self.f2_expression(feature)[:, None])
+        return self.config.max_offset * torch.tanh(self.f2_rest(hidden))
+
+
+class AppearanceNetwork(nn.Module):
+    """G(x̄, α) (paper Eq. 9): canonical position (+ expression) → kd [N, 3] and ORM [N, 3].
+
+    ORM channels are occlusion (ambient occlusion factor), roughness in [0.08, 1] and metalness.
+    """
+
+    def __init__(self, config: AppearanceConfig, expression_feature_dim: int) -> None:
+        super().__init__()
+        self.config = config
+        self.encoding = HashGridEncoding(HashGridConfig(
+            levels=config.hash_levels, features_per_level=config.hash_features,
+            log2_table_size=config.hash_log2_table, base_resolution=config.hash_base_resolution,
+            max_resolution=config.hash_max_resolution, input_dim=3, implementation=config.implementation))
+        self.expression_projection = (nn.Linear(expression_feature_dim, config.expression_dim)
+                                      if config.expression_dim > 0 else None)
+        in_dim = self.encoding.output_dim + config.expression_dim
+        self.mlp = MLP(in_dim, 6, config.hidden_dim, config.num_layers)
+
+    def forward(self, points_unit: torch.Tensor, feature: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """points_unit float [N, 3] in [0, 1]^3; feature float [N, D] (per point) or None → kd, orm."""
+        inputs = [self.encoding(points_unit.clamp(0.0, 1.0))]
+        if self.expression_projection is not None:
+            if feature is None:
+                raise ValueError("this appearance network is conditioned on expression: pass a feature")
+            inputs.append(torch.tanh(self.expression_projection(feature)))
+        out = self.mlp(torch.cat(inputs, dim=-1))
+        kd = torch.sigmoid(out[:, :3])
+        occlusion = torch.sigmoid(out[:, 3:4] + 3.0)
+        roughness = 0.08 + 0.92 * torch.sigmoid(out[:, 4:5])
+        metalness = torch.sigmoid(out[:, 5:6] - 3.0)
+        return kd, torch.cat([occlusion, roughness, metalness], dim=-1)

@@ -1,0 +1,105 @@
+"""Training configuration and the two presets (``preview`` for 2 CPU cores, ``full`` = the paper)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dyntet.model.config import AppearanceConfig, GeometryConfig, LightConfig, ModelConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs besides the dataset; stored as ``config.json`` in the run."""
+
+    preset: str = "full"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    iterations: int = 20_000
+    batch_size: int = 4
+    render_size: int = 512
+    """Side of the rendered training images; the dataset's frames are resized to it."""
+    learning_rate: float = 1e-3
+    final_learning_rate: float = 1e-5
+    """Adam's rate decays exponentially from ``learning_rate`` to this at the last iteration."""
+    appearance_lr_scale: float = 1.0
+    """Multiplier of the learning rate for the appearance network G and the light (hash grids like
+    larger steps than the geometry MLPs)."""
+    lambda_lpips: float = 0.1
+    lambda_ndl: float = 100.0
+    lambda_fdl: float = 100.0
+    lambda_elastic: float = 100.0
+    lambda_light: float = 0.0
+    """Weight of the light regulariser (keeps the cube map near white)."""
+    ndl_half_range: float = 0.1
+    """a of Eq. 14, in grid units (the grid cube is 1 unit wide)."""
+    face_samples: int = 4096
+    """Face-model surface points per iteration for Eqs. 14–15."""
+    sdf_init_steps: int = 400
+    """Steps fitting f1 to the head prior before training (the first mesh is already a head)."""
+    checkpoint_every: int = 500
+    checkpoint_minutes: float = 5.0
+    log_every: int = 10
+    preview_every: int = 250
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = 0
+    """CPU threads for torch (0: leave torch's default)."""
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1 or self.batch_size < 1 or self.render_size < 16:
+            raise ValueError("iterations and batch_size must be >= 1 and render_size >= 16")
+        if not 0 < self.final_learning_rate <= self.learning_rate:
+            raise ValueError("need 0 < final_learning_rate <= learning_rate")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        data = dict(data)
+        model = data.pop("model", {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown training settings: {sorted(unknown)}")
+        return cls(model=ModelConfig(geometry=GeometryConfig(**model.get("geometry", {})),
+                                     appearance=AppearanceConfig(**model.get("appearance", {})),
+                                     light=LightConfig(**model.get("light", {}))), **data)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "TrainConfig":
+        """A copy with dotted overrides applied, e.g. ``{"iterations": 100, "model.geometry.grid_resolution": 32}``."""
+        data = self.to_dict()
+        for key, value in overrides.items():
+            node = data
+            *parents, leaf = key.split(".")
+            for part in parents:
+                if part not in node or not isinstance(node[part], dict):
+                    raise ValueError(f"unknown setting {key!r}")
+                node = node[part]
+            if leaf not in node:
+                raise ValueError(f"unknown setting {key!r}")
+            node[leaf] = value
+        return TrainConfig.from_dict(data)
+
+
+def preset(name: str) -> TrainConfig:
+    """``full``: the paper's settings (a GPU). ``preview``: minutes on 2 CPU cores."""
+    if name == "full":
+        return TrainConfig(preset="full")
+    if name == "preview":
+        return TrainConfig(
+            preset="preview",
+            model=ModelConfig(
+                geometry=GeometryConfig(grid_resolution=64, hidden_dim=64, expression_feature_dim=64),
+                appearance=AppearanceConfig(hash_log2_table=15, hash_max_resolution=512, hidden_dim=64,
+                                            num_layers=3, expression_dim=8),
+                light=LightConfig(cube_resolution=16),
+            ),
+            iterations=1200, batch_size=1, render_size=256, learning_rate=1e-3, final_learning_rate=1e-5,
+            appearance_lr_scale=10.0, face_samples=2048, sdf_init_steps=300,
+            checkpoint_every=200, checkpoint_minutes=2.0, preview_every=200)
+    raise ValueError(f"unknown preset {name!r}: choose preview or full")
+
+
+PRESETS = ("preview", "full")

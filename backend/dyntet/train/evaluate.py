@@ -1,0 +1,133 @@
+"""Held-out evaluation of a run: PSNR (full frame and head region), SSIM, mask IoU, LPIPS if available."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dyntet.data.dataset import Dataset
+from dyntet.model.dyntet import DynTet, expression_windows
+from dyntet.model.losses import OptionalLPIPS
+from dyntet.progress import Progress, ProgressFn
+from dyntet.render.pbr import linear_to_srgb
+from dyntet.train.checkpoint import load_checkpoint
+from dyntet.train.config import TrainConfig
+from dyntet.train.frames import FrameStore
+from dyntet.train.trainer import build_model, resolve_device
+
+
+@dataclass
+class LoadedRun:
+    """A trained model with its dataset, ready for inference."""
+
+    run: Path
+    config: TrainConfig
+    dataset: Dataset
+    model: DynTet
+
+
+def load_run(run: Path, device: str = "auto") -> LoadedRun:
+    run = Path(run)
+    config_file = run / "config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(f"{run} is not a run folder (no config.json): train one with `dyntet train`")
+    saved = json.loads(config_file.read_text())
+    config = TrainConfig.from_dict(saved["train"])
+    dataset = Dataset.open(saved["dataset"])
+    torch_device = resolve_device(device)
+    model = build_model(config, dataset).to(torch_device)
+    state = load_checkpoint(run, torch_device)
+    if state is None:
+        raise FileNotFoundError(f"{run} has no checkpoint yet: training has not saved one")
+    model.load_state_dict(state["model"])
+    model.eval()
+    return LoadedRun(run, config, dataset, model)
+
+
+@dataclass
+class FrameResult:
+    frame: int
+    psnr: float
+    psnr_head: float
+    ssim: float
+    mask_iou: float
+    lpips: float | None = None
+
+
+@dataclass
+class EvalReport:
+    split: str
+    frames: list[FrameResult] = field(default_factory=list)
+
+    def mean(self) -> dict[str, float]:
+        keys = ["psnr", "psnr_head", "ssim", "mask_iou"] + (["lpips"] if self.frames and self.frames[0].lpips is not None else [])
+        return {k: float(np.mean([getattr(f, k) for f in self.frames])) for k in keys}
+
+    def to_dict(self) -> dict:
+        return {"split": self.split, "mean": self.mean(), "frames": [vars(f) for f in self.frames]}
+
+
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(torch.mean((a - b) ** 2))
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Structural similarity of two images float [H, W, C] in [0, 1] (Gaussian window σ = 1.5, 11 taps)."""
+    x, y = a.permute(2, 0, 1)[None], b.permute(2, 0, 1)[None]
+    coords = torch.arange(11, dtype=x.dtype) - 5
+    g = torch.exp(-coords ** 2 / (2 * 1.5 ** 2))
+    g = (g / g.sum())
+    kernel = (g[:, None] * g[None, :]).expand(x.shape[1], 1, 11, 11)
+    blur = lambda t: F.conv2d(t, kernel, groups=x.shape[1])  # noqa: E731
+    mu_x, mu_y = blur(x), blur(y)
+    sxx = blur(x * x) - mu_x ** 2
+    syy = blur(y * y) - mu_y ** 2
+    sxy = blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    value = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
+    return float(value.mean())
+
+
+def rendered_frames(loaded: LoadedRun, split: str, size: int | None = None
+                    ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Yield (frame, prediction sRGB [S,S,3], ground truth [S,S,3], alpha [S,S,1], head mask [S,S,1])."""
+    size = size or loaded.config.render_size
+    store = FrameStore(loaded.dataset, split, size, loaded.model.grid_vertices.device)
+    model = loaded.model
+    window = loaded.config.model.geometry.expression_window
+    with torch.no_grad():
+        topo = None
+        for pos in range(len(store)):
+            batch = store.batch(torch.tensor([pos]))
+            windows = expression_windows(store.expression, batch.frames, window)
+            meshes = model.meshes(windows, topo)
+            topo = meshes.topology
+            model.light.build()
+            out = model.render(meshes, windows, batch.poses, batch.intrinsics, size, batch.background)
+            yield (int(batch.frames[0]), linear_to_srgb(out.rgb)[0].clamp(0, 1), batch.images[0],
+                   out.alpha[0], batch.head_mask[0])
+
+
+def evaluate(loaded: LoadedRun, split: str = "test", progress: ProgressFn | None = None) -> EvalReport:
+    lpips = OptionalLPIPS(True)
+    report = EvalReport(split)
+    total = len(loaded.dataset.split(split))
+    for i, (frame, pred, gt, alpha, head) in enumerate(rendered_frames(loaded, split)):
+        region = ((head > 0.5) | (alpha > 0.5))[..., 0]
+        head_psnr = _psnr(pred[region], gt[region]) if region.any() else float("nan")
+        pm, gm = alpha[..., 0] > 0.5, head[..., 0] > 0.5
+        union = int((pm | gm).sum())
+        iou = float((pm & gm).sum()) / union if union else 1.0
+        lp = float(lpips(pred[None], gt[None])) if lpips.available else None
+        report.frames.append(FrameResult(frame, _psnr(pred, gt), head_psnr, ssim(pred, gt), iou, lp))
+        if progress is not None:
+            progress(Progress("eval", i + 1, total, f"frame {frame}"))
+    return report

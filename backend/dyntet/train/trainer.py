@@ -1,0 +1,257 @@
+"""The training loop: dataset folder → run folder (config, checkpoints, metrics, previews, mesh).
+
+Resumable: ``resume=True`` continues from the last checkpoint with the same schedule. Interrupts
+(``should_stop``, Ctrl-C) save a checkpoint first. Checkpoints are written every ``checkpoint_every``
+iterations and every ``checkpoint_minutes``, so a killed process loses at most one interval.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dyntet import __version__
+from dyntet.data.atomic import write_bytes_atomic, write_json_atomic
+from dyntet.data.dataset import Dataset, encode_png
+from dyntet.model.dyntet import DynTet, RenderOutput, expression_windows
+from dyntet.model.face_prior import head_prior_sdf, sample_face
+from dyntet.model.losses import (OptionalLPIPS, deformation_loss, image_mse, mask_mse,
+                                 normal_distance_loss)
+from dyntet.progress import Cancelled, Progress, ProgressFn, StopFn
+from dyntet.render.pbr import linear_to_srgb
+from dyntet.train.checkpoint import load_checkpoint, save_checkpoint
+from dyntet.train.config import TrainConfig
+from dyntet.train.frames import FrameBatch, FrameStore, mean_expression
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
+        return torch.device("cuda")
+    if name not in ("auto", "cpu"):
+        raise ValueError(f"unknown device {name!r}: use auto, cpu or cuda")
+    return torch.device("cpu")
+
+
+def build_model(config: TrainConfig, dataset: Dataset) -> DynTet:
+    return DynTet(config.model, dataset.face_model, mean_expression(dataset))
+
+
+def initialise_sdf(model: DynTet, dataset: Dataset, steps: int, seed: int) -> float:
+    """Fit f1 to a closed head prior built from the face model; returns the final fitting MSE."""
+    if steps <= 0:
+        return float("nan")
+    generator = torch.Generator().manual_seed(seed)
+    points = model.grid_vertices.cpu()
+    target = head_prior_sdf(points, dataset.face_model, model.mean_expression.cpu().numpy(), model.head_to_grid)
+    target = target.clamp(-0.1, 0.1)
+    device = model.grid_vertices.device
+    points, target = points.to(device), target.to(device)
+    optimizer = torch.optim.Adam(model.geometry.f1.parameters(), lr=5e-3)
+    batch = min(len(points), 16384)
+    loss = torch.zeros(())
+    for step in range(steps):
+        idx = torch.randint(0, len(points), (batch,), generator=generator).to(device)
+        jitter = (torch.rand(batch, 3, generator=generator).to(device) - 0.5) / model.grid.resolution
+        sdf, _ = model.geometry.sdf_elastic(points[idx] + jitter)
+        loss = torch.mean((sdf - target[idx]) ** 2)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        for group in optimizer.param_groups:
+            group["lr"] = 5e-3 * (0.1 ** ((step + 1) / steps))
+    return loss.item()
+
+
+def make_optimizer(model: DynTet, config: TrainConfig) -> torch.optim.Adam:
+    """Adam over all parameters; appearance (G) and light step ``appearance_lr_scale`` times larger."""
+    fast = list(model.appearance.parameters()) + list(model.light.parameters())
+    fast_ids = {id(p) for p in fast}
+    geometry = [p for p in model.parameters() if id(p) not in fast_ids]
+    return torch.optim.Adam([
+        {"params": geometry, "lr_scale": 1.0},
+        {"params": fast, "lr_scale": config.appearance_lr_scale},
+    ], lr=config.learning_rate, betas=(0.9, 0.99), eps=1e-15)
+
+
+def learning_rate(config: TrainConfig, iteration: int) -> float:
+    fraction = iteration / max(config.iterations, 1)
+    return config.learning_rate * (config.final_learning_rate / config.learning_rate) ** fraction
+
+
+def psnr(mse: float) -> float:
+    return 10.0 * math.log10(1.0 / max(mse, 1e-12))
+
+
+class Trainer:
+    """Owns a model, its optimiser and a run folder."""
+
+    def __init__(self, dataset_dir: Path, run: Path, config: TrainConfig, resume: bool = False) -> None:
+        self.run = Path(run)
+        self.dataset = Dataset.open(dataset_dir)
+        self.config = config
+        self.device = resolve_device(config.device)
+        if config.threads > 0:
+            torch.set_num_threads(config.threads)
+        torch.manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.model = build_model(config, self.dataset).to(self.device)
+        self.optimizer = make_optimizer(self.model, config)
+        self.lpips = OptionalLPIPS(config.lambda_lpips > 0)
+        self.iteration = 0
+        self.elapsed_s = 0.0
+        state = load_checkpoint(self.run, self.device) if resume else None
+        if resume and state is None:
+            log.info("no checkpoint in %s yet: starting from the beginning", self.run)
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.iteration = int(state["iteration"])
+            self.elapsed_s = float(state["elapsed_s"])
+            self.generator.set_state(state["rng"])
+            torch.set_rng_state(state["torch_rng"])
+            _truncate_metrics(self.run / "metrics.jsonl", self.iteration)
+        else:
+            self.run.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.run / "config.json", {
+                "dyntet_version": __version__, "dataset": str(Path(dataset_dir).resolve()),
+                "train": config.to_dict()})
+            (self.run / "metrics.jsonl").unlink(missing_ok=True)
+            init_mse = initialise_sdf(self.model, self.dataset, config.sdf_init_steps, config.seed)
+            log.info("f1 initialised from the face-model head prior (MSE %.2e)", init_mse)
+        self.frames = FrameStore(self.dataset, "train", config.render_size, self.device)
+        self.preview_frame = 0
+
+    # -- one step ------------------------------------------------------------------------------
+    def step(self) -> dict[str, float]:
+        cfg = self.config
+        model = self.model
+        positions = torch.randint(0, len(self.frames), (cfg.batch_size,), generator=self.generator)
+        batch = self.frames.batch(positions)
+        lr = learning_rate(cfg, self.iteration)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group["lr_scale"]
+
+        windows = expression_windows(self.frames.expression, batch.frames, cfg.model.geometry.expression_window)
+        out = self.render(batch, windows)
+        pred = linear_to_srgb(out.rgb)
+        losses = {"image": image_mse(pred, batch.images), "mask": mask_mse(out.alpha, batch.head_mask)}
+        if self.lpips.available:
+            losses["lpips"] = cfg.lambda_lpips * self.lpips(pred, batch.images)
+        samples = sample_face(self.dataset.face_model, model.mean_expression.cpu().numpy(), model.head_to_grid,
+                              cfg.face_samples, self.generator)
+        samples = type(samples)(*(t.to(self.device) for t in (samples.points, samples.normals, samples.basis)))
+        losses["ndl"] = cfg.lambda_ndl * normal_distance_loss(model.geometry, samples, cfg.ndl_half_range,
+                                                              self.generator)
+        features = model.geometry.expression_encoder(windows)
+        delta = self.frames.expression[batch.frames] - model.mean_expression
+        fdl, elastic = deformation_loss(model.geometry, samples, features, delta)
+        losses["fdl"] = cfg.lambda_fdl * fdl
+        losses["elastic"] = cfg.lambda_elastic * elastic
+        if cfg.lambda_light > 0:
+            losses["light"] = cfg.lambda_light * model.light.regulariser()
+        total = sum(losses.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        self.iteration += 1
+        figures = {name: value.item() for name, value in losses.items()}
+        figures.update(loss=total.item(), psnr=psnr(figures["image"]), lr=lr)
+        return figures
+
+    def render(self, batch: FrameBatch, windows: torch.Tensor) -> RenderOutput:
+        meshes = self.model.meshes(windows)
+        self.model.light.build()
+        return self.model.render(meshes, windows, batch.poses, batch.intrinsics, self.config.render_size,
+                                 batch.background)
+
+    # -- files -----------------------------------------------------------------------------------
+    def save(self) -> None:
+        save_checkpoint(self.run, {
+            "iteration": self.iteration, "elapsed_s": self.elapsed_s,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "rng": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+        })
+
+    @torch.no_grad()
+    def write_preview(self) -> Path:
+        """preview.png: render | ground truth | normals of a fixed training frame."""
+        batch = self.frames.batch(torch.tensor([self.preview_frame]))
+        windows = expression_windows(self.frames.expression, batch.frames, self.config.model.geometry.expression_window)
+        out = self.render(batch, windows)
+        render = linear_to_srgb(out.rgb)[0]
+        normals = (out.normals[0] * 0.5 + 0.5) * out.alpha[0]
+        strip = torch.cat([render, batch.images[0], normals], dim=1).clamp(0, 1)
+        path = self.run / "preview.png"
+        write_bytes_atomic(path, encode_png((strip.cpu().numpy() * 255 + 0.5).astype(np.uint8)))
+        return path
+
+    @torch.no_grad()
+    def write_canonical_mesh(self) -> Path:
+        meshes = self.model.meshes(self.model.mean_window())
+        path = self.run / "canonical.obj"
+        write_bytes_atomic(path, obj_text(meshes.canonical.cpu().numpy(), meshes.faces.cpu().numpy()).encode())
+        return path
+
+    # -- loop ------------------------------------------------------------------------------------
+    def train(self, progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> Path:
+        cfg = self.config
+        last_save = time.monotonic()
+        start_iteration, start_time = self.iteration, time.monotonic()
+        base_elapsed = self.elapsed_s
+        preview = self.run / "preview.png" if (self.run / "preview.png").exists() else None
+        figures: dict[str, float] = {}
+        try:
+            while self.iteration < cfg.iterations:
+                if should_stop is not None and should_stop():
+                    raise Cancelled(f"stopped at iteration {self.iteration}")
+                figures = self.step()
+                self.elapsed_s = base_elapsed + time.monotonic() - start_time
+                done = self.iteration - start_iteration
+                eta = (time.monotonic() - start_time) / done * (cfg.iterations - self.iteration)
+                if self.iteration % cfg.log_every == 0 or self.iteration == cfg.iterations:
+                    with open(self.run / "metrics.jsonl", "a") as handle:
+                        handle.write(json.dumps({"iteration": self.iteration, "elapsed_s": round(self.elapsed_s, 3),
+                                                 **{k: round(v, 6) for k, v in figures.items()}}) + "\n")
+                if self.iteration % cfg.preview_every == 0:
+                    preview = self.write_preview()
+                if (self.iteration % cfg.checkpoint_every == 0
+                        or time.monotonic() - last_save > 60 * cfg.checkpoint_minutes):
+                    self.save()
+                    last_save = time.monotonic()
+                if progress is not None:
+                    progress(Progress("train", self.iteration, cfg.iterations,
+                                      f"loss {figures['loss']:.4f}  psnr {figures['psnr']:.2f} dB",
+                                      metrics=figures, eta_s=eta, preview=preview))
+        except (KeyboardInterrupt, Cancelled):
+            self.save()
+            raise
+        self.save()
+        self.write_preview()
+        self.write_canonical_mesh()
+        return self.run
+
+
+def obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:
+    """A minimal Wavefront OBJ of one mesh (vertices [V, 3], faces [F, 3] zero-based)."""
+    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
+    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
+    return "\n".join(lines) + "\n"
+
+
+def _truncate_metrics(path: Path, iteration: int) -> None:
+    """Drop metric lines logged after the checkpoint we resume from (they will be logged again)."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("iteration", 0) <= iteration]
+    write_bytes_atomic(path, ("\n".join(kept) + "\n" if kept else "").encode())

@@ -1,0 +1,135 @@
+"""Expression windows, the four geometry losses, and the Eq. 5 structure of the geometry network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dyntet.data.dataset import FaceModel
+from dyntet.model.config import GeometryConfig
+from dyntet.model.dyntet import expression_windows
+from dyntet.model.face_prior import HeadToGrid, sample_face
+from dyntet.model.losses import deformation_loss, image_mse, mask_mse, normal_distance_loss
+from dyntet.model.networks import ExpressionEncoder, GeometryNetwork
+
+
+def test_expression_window_clamps_at_clip_edges():
+    expression = torch.arange(10, dtype=torch.float32)[:, None].repeat(1, 2)  # frame i has α = (i, i)
+    windows = expression_windows(expression, torch.tensor([0, 5, 9]), 5)
+    assert windows.shape == (3, 5, 2)
+    assert windows[0, :, 0].tolist() == [0, 0, 0, 1, 2]
+    assert windows[1, :, 0].tolist() == [3, 4, 5, 6, 7]
+    assert windows[2, :, 0].tolist() == [7, 8, 9, 9, 9]
+
+
+@pytest.mark.parametrize("window", [1, 9, 27])
+def test_expression_encoder_accepts_any_odd_window(window):
+    encoder = ExpressionEncoder(num_expression=6, feature_dim=32)
+    assert encoder(torch.randn(4, window, 6)).shape == (4, 32)
+
+
+def _plane_face_model(k: int = 3) -> FaceModel:
+    """A 5×5 planar patch facing +Z with k smooth expression modes (metres)."""
+    xs, ys = np.meshgrid(np.linspace(-0.05, 0.05, 5), np.linspace(-0.05, 0.05, 5))
+    pts = np.stack([xs.ravel(), ys.ravel(), np.zeros(25)], 1)
+    tris = []
+    for r in range(4):
+        for c in range(4):
+            i = r * 5 + c
+            tris += [[i, i + 1, i + 6], [i, i + 6, i + 5]]
+    rng = np.random.default_rng(0)
+    basis = rng.normal(scale=0.003, size=(k, 25, 3))
+    return FaceModel(pts, basis, np.array(tris))
+
+
+def test_face_samples_lie_on_the_face_with_outward_normals():
+    fm = _plane_face_model()
+    to_grid = HeadToGrid(torch.zeros(3), 1 / 0.34)
+    samples = sample_face(fm, np.zeros(3, np.float32), to_grid, 500, torch.Generator().manual_seed(0))
+    assert samples.points.shape == (500, 3) and samples.basis.shape == (3, 500, 3)
+    assert torch.allclose(samples.points[:, 2], torch.zeros(500), atol=1e-6)
+    assert torch.allclose(samples.normals, torch.tensor([0.0, 0.0, 1.0]).expand(500, 3), atol=1e-5)
+    assert samples.points[:, :2].abs().max() <= 0.05 / 0.34 + 1e-6
+
+
+def test_image_and_mask_losses_are_zero_at_optimum_and_positive_elsewhere():
+    img = torch.rand(2, 8, 8, 3)
+    mask = (torch.rand(2, 8, 8, 1) > 0.5).float()
+    assert image_mse(img, img) == 0 and mask_mse(mask, mask) == 0
+    assert image_mse(img, 1 - img) > 0 and mask_mse(mask, 1 - mask) == 1
+
+
+def _fit(loss_fn, params, steps=150, lr=3e-3):
+    opt = torch.optim.Adam(params, lr=lr)
+    first = float(loss_fn())
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+    return first, float(loss_fn())
+
+
+def test_normal_distance_loss_decreases_and_vanishes_for_an_exact_sdf():
+    torch.manual_seed(0)
+    fm = _plane_face_model()
+    to_grid = HeadToGrid(torch.zeros(3), 1 / 0.34)
+    samples = sample_face(fm, np.zeros(3, np.float32), to_grid, 512, torch.Generator().manual_seed(1))
+    net = GeometryNetwork(GeometryConfig(hidden_dim=32, expression_feature_dim=16), num_expression=3)
+    gen = torch.Generator().manual_seed(2)
+    first, last = _fit(lambda: normal_distance_loss(net, samples, 0.1, gen), net.f1.parameters())
+    assert last < 0.2 * first
+
+    class PlaneSDF(torch.nn.Module):  # the exact signed distance of the plane z = 0 (normal +Z)
+        def sdf_elastic(self, p):
+            return p[:, 2], torch.zeros_like(p[:, 2])
+
+    assert float(normal_distance_loss(PlaneSDF(), samples, 0.1, gen)) < 1e-12
+
+
+def test_deformation_and_elastic_losses_decrease_together():
+    torch.manual_seed(0)
+    fm = _plane_face_model()
+    to_grid = HeadToGrid(torch.zeros(3), 1 / 0.34)
+    samples = sample_face(fm, np.zeros(3, np.float32), to_grid, 512, torch.Generator().manual_seed(1))
+    net = GeometryNetwork(GeometryConfig(hidden_dim=32, expression_feature_dim=16), num_expression=3)
+    alphas = torch.randn(8, 3)
+    windows = alphas[:, None, :].expand(8, 27, 3)
+
+    def total():
+        fdl, es = deformation_loss(net, samples, net.expression_encoder(windows), alphas)
+        return fdl + 0.01 * es
+
+    with torch.no_grad():
+        fdl0, _ = deformation_loss(net, samples, net.expression_encoder(windows), alphas)
+    # f2 starts at zero offsets, so the initial deformation loss is exactly the target's energy.
+    target = torch.einsum("bk,knd->bnd", alphas, samples.basis)
+    assert torch.isclose(fdl0, torch.mean(target ** 2))
+    first, last = _fit(total, net.parameters(), steps=300)
+    assert last < 0.3 * first
+    # zero at the optimum: with α = ᾱ the target vanishes and zero offsets are optimal
+    net_zero = GeometryNetwork(GeometryConfig(hidden_dim=32, expression_feature_dim=16), num_expression=3)
+    fdl_init, _ = deformation_loss(net_zero, samples, net_zero.expression_encoder(torch.zeros(1, 27, 3)),
+                                   torch.zeros(1, 3))
+    assert float(fdl_init) == 0.0
+
+
+def test_offsets_are_elastic_times_f2_and_first_layer_split_is_exact():
+    torch.manual_seed(0)
+    net = GeometryNetwork(GeometryConfig(hidden_dim=32, expression_feature_dim=16), num_expression=4)
+    torch.nn.init.normal_(net.f2_rest.layers[-1].weight, std=0.1)
+    pts = torch.rand(50, 3) - 0.5
+    feat = torch.randn(3, 16)
+    # the split first layer equals one Linear on the concatenation [γ(x), feature]
+    full = torch.nn.Linear(net.encoding.output_dim + 16, 32)
+    with torch.no_grad():
+        full.weight.copy_(torch.cat([net.f2_position.weight, net.f2_expression.weight], 1))
+        full.bias.copy_(net.f2_position.bias)
+    enc = net.encoding(pts)
+    concat = torch.cat([enc[None].expand(3, -1, -1), feat[:, None].expand(-1, 50, -1)], -1)
+    expected = net.config.max_offset * torch.tanh(net.f2_rest(torch.relu(full(concat))))
+    got = net.offsets(net.position_code(pts), feat)
+    assert torch.allclose(got, expected, atol=1e-6)
+    _, elastic = net.sdf_elastic(pts)
+    assert (elastic >= 0).all()
