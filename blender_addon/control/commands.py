@@ -1,0 +1,109 @@
+"""Commands from Blender's main thread to the network worker, and the settings they carry. No ``bpy``.
+
+Operators turn properties into these plain objects at the boundary; the worker never reads Blender data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class BackendSettings:
+    """The add-on preferences, resolved to absolute paths."""
+
+    mode: Literal["LOCAL", "REMOTE"] = "LOCAL"
+    python: str = ""
+    """Interpreter with ``dyntet`` installed (LOCAL); empty: the ``dyntet`` executable on PATH."""
+    workspace: str = ""
+    """The local backend's workspace folder (absolute)."""
+    state_dir: str = ""
+    """The add-on's user folder: backend record, log, previews, fetched sequences."""
+    port: int = 5555
+    remote_address: str = "tcp://127.0.0.1:5555"
+    server_key_file: str = ""
+    client_key_file: str = ""
+    stop_on_quit: bool = True
+    connect_timeout_s: float = 60.0
+    """How long a freshly started local backend may take to answer ``hello``."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("LOCAL", "REMOTE"):
+            raise ValueError(f"mode must be LOCAL or REMOTE, got {self.mode!r}")
+        if not 1024 <= self.port <= 65534:
+            raise ValueError(f"port must be in 1024..65534 (events use port + 1), got {self.port}")
+        if self.mode == "REMOTE" and "://" not in self.remote_address:
+            raise ValueError(f"the remote address must look like tcp://host:5555, got {self.remote_address!r}")
+
+    @property
+    def request_endpoint(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}" if self.mode == "LOCAL" else self.remote_address
+
+    @property
+    def event_endpoint(self) -> str:
+        """Where a local backend publishes events (a remote one reports its own in ``hello``)."""
+        return f"tcp://127.0.0.1:{self.port + 1}"
+
+
+@dataclass(frozen=True)
+class Connect:
+    settings: BackendSettings
+    start_local: bool = True
+    """LOCAL mode: start a backend when none answers (else only connect to a running one)."""
+
+
+@dataclass(frozen=True)
+class Disconnect:
+    pass
+
+
+@dataclass(frozen=True)
+class StopLocal:
+    """Ask the local backend to shut down, then make sure its process is gone."""
+
+    settings: BackendSettings | None = None
+    """Where its record lives when the worker has not connected yet (a backend left by an earlier session)."""
+
+
+@dataclass(frozen=True)
+class Submit:
+    kind: str
+    params: dict[str, Any]
+    label: str = ""
+    stage_files: dict[str, str] = field(default_factory=dict)
+    """``{param name: absolute local path}``: files a LOCAL backend must find in its workspace (copied in
+    under ``footage/`` first, and the parameter set to the workspace-relative path)."""
+    then_import: str = ""
+    """Workspace-relative sequence folder to bring to this machine (and import) when the job is done."""
+
+
+@dataclass(frozen=True)
+class Cancel:
+    job_id: str
+
+
+@dataclass(frozen=True)
+class Resume:
+    job_id: str
+
+
+@dataclass(frozen=True)
+class FetchSequence:
+    """Bring an existing sequence folder of the backend's workspace here (then the main thread imports it)."""
+
+    relative: str
+    """Workspace-relative folder, e.g. ``sequences/anna_test``."""
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """List datasets, runs and sequences again."""
+
+
+@dataclass(frozen=True)
+class Quit:
+    stop_local: bool = False
+
+
+Command = Connect | Disconnect | StopLocal | Submit | Cancel | Resume | FetchSequence | Refresh | Quit

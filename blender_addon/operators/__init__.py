@@ -1,0 +1,1 @@
+"""Operators: thin wrappers that turn properties into plain options and report errors."""

@@ -1,0 +1,263 @@
+"""Operators that drive the backend. Each only queues a command for the worker thread and returns at
+once, so none can block the UI; the panel follows progress through ``runtime.STATE``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+from bpy.props import StringProperty
+
+from .. import runtime
+from ..control.commands import Cancel, Connect, Disconnect, FetchSequence, Refresh, Resume, StopLocal, Submit
+from ..preferences import backend_settings
+
+
+def _connected(cls: type, context: bpy.types.Context) -> bool:
+    if not runtime.STATE.connected:
+        cls.poll_message_set("Connect to a backend first")
+        return False
+    return True
+
+
+def _idle(cls: type, context: bpy.types.Context, kind: str) -> bool:
+    """Connected, no job running, and this backend can run jobs of ``kind``."""
+    if not _connected(cls, context):
+        return False
+    if runtime.STATE.busy:
+        cls.poll_message_set("The backend is busy with another job")
+        return False
+    if kind not in runtime.STATE.job_kinds:
+        cls.poll_message_set(f"This backend cannot run '{kind}' jobs (see its log for what is missing)")
+        return False
+    return True
+
+
+class DYNTET_OT_connect(bpy.types.Operator):
+    """Connect to the backend; in Local mode, start one when none is running (or reuse a running one)"""
+
+    bl_idname = "dyntet.connect"
+    bl_label = "Connect"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            settings = backend_settings(context)
+        except ValueError as exc:
+            self.report({"ERROR"}, f"{exc} (Edit ▸ Preferences ▸ Add-ons ▸ DynTet)")
+            return {"CANCELLED"}
+        runtime.remember_settings(settings)
+        runtime.send(Connect(settings, start_local=True))
+        return {"FINISHED"}
+
+
+class DYNTET_OT_disconnect(bpy.types.Operator):
+    """Disconnect from the backend (it keeps running, with its jobs)"""
+
+    bl_idname = "dyntet.disconnect"
+    bl_label = "Disconnect"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        runtime.send(Disconnect())
+        return {"FINISHED"}
+
+
+class DYNTET_OT_stop_backend(bpy.types.Operator):
+    """Stop the local backend process (running jobs are marked interrupted and can be resumed)"""
+
+    bl_idname = "dyntet.stop_backend"
+    bl_label = "Stop Backend"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            settings = backend_settings(context)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        runtime.send(StopLocal(settings))
+        return {"FINISHED"}
+
+
+class DYNTET_OT_refresh(bpy.types.Operator):
+    """List the backend's datasets, runs and sequences again"""
+
+    bl_idname = "dyntet.refresh"
+    bl_label = "Refresh"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _connected(cls, context)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        runtime.send(Refresh())
+        return {"FINISHED"}
+
+
+class DYNTET_OT_preprocess(bpy.types.Operator):
+    """Track the face in the video and build a dataset (runs on the backend)"""
+
+    bl_idname = "dyntet.preprocess"
+    bl_label = "Preprocess"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _idle(cls, context, "preprocess")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = context.scene.dyntet
+        name = bpy.path.clean_name(settings.name)
+        if not settings.footage:
+            self.report({"ERROR"}, "Pick the video first")
+            return {"CANCELLED"}
+        params = {"out": f"datasets/{name}", "options": {}}
+        stage: dict[str, str] = {}
+        if backend_settings(context).mode == "LOCAL":
+            video = Path(bpy.path.abspath(settings.footage))
+            if not video.is_file():
+                self.report({"ERROR"}, f"The video {video} does not exist")
+                return {"CANCELLED"}
+            stage["video"] = str(video)
+            params["video"] = ""
+        else:
+            params["video"] = settings.footage.replace("\\", "/").lstrip("/")
+        runtime.send(Submit("preprocess", params, label=f"Preprocess {name}", stage_files=stage))
+        return {"FINISHED"}
+
+
+class DYNTET_OT_train(bpy.types.Operator):
+    """Train the avatar on the dataset (runs on the backend; progress and previews appear below)"""
+
+    bl_idname = "dyntet.train"
+    bl_label = "Start Training"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _idle(cls, context, "train")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = context.scene.dyntet
+        name = bpy.path.clean_name(settings.name)
+        overrides = {"iterations": settings.iterations} if settings.iterations else {}
+        params = {
+            "dataset": f"datasets/{name}",
+            "run": f"runs/{name}",
+            "preset": settings.preset,
+            "overrides": overrides,
+            "device": settings.device,
+        }
+        runtime.send(Submit("train", params, label=f"Train {name}"))
+        return {"FINISHED"}
+
+
+class DYNTET_OT_cancel(bpy.types.Operator):
+    """Cancel the job (training keeps its last checkpoint and can be resumed)"""
+
+    bl_idname = "dyntet.cancel"
+    bl_label = "Cancel"
+
+    job_id: StringProperty(name="Job", options={"HIDDEN", "SKIP_SAVE"})
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        job_id = self.job_id or runtime.STATE.current_job
+        if not job_id:
+            self.report({"WARNING"}, "No job to cancel")
+            return {"CANCELLED"}
+        runtime.send(Cancel(job_id))
+        return {"FINISHED"}
+
+
+class DYNTET_OT_resume(bpy.types.Operator):
+    """Resume a cancelled, failed or interrupted job from its last checkpoint"""
+
+    bl_idname = "dyntet.resume"
+    bl_label = "Resume"
+
+    job_id: StringProperty(name="Job", options={"HIDDEN", "SKIP_SAVE"})
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if not _connected(cls, context):
+            return False
+        if runtime.STATE.busy:
+            cls.poll_message_set("The backend is busy with another job")
+            return False
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        job_id = self.job_id or runtime.STATE.current_job
+        if not job_id:
+            self.report({"WARNING"}, "No job to resume")
+            return {"CANCELLED"}
+        runtime.send(Resume(job_id))
+        return {"FINISHED"}
+
+
+class DYNTET_OT_generate(bpy.types.Operator):
+    """Drive the trained avatar and import the result into this scene when it is ready"""
+
+    bl_idname = "dyntet.generate"
+    bl_label = "Generate & Import"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _idle(cls, context, "generate")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        settings = context.scene.dyntet
+        name = bpy.path.clean_name(settings.name)
+        if settings.last_frame and settings.last_frame <= settings.first_frame:
+            self.report({"ERROR"}, "The last frame must come after the first (or be 0 for the end)")
+            return {"CANCELLED"}
+        out = f"sequences/{name}_{settings.drive}"
+        params: dict = {"run": f"runs/{name}", "drive": settings.drive, "out": out}
+        if settings.first_frame or settings.last_frame:
+            params["frames"] = [settings.first_frame, settings.last_frame or None]
+        stage: dict[str, str] = {}
+        if settings.drive == "video":
+            if not settings.drive_video:
+                self.report({"ERROR"}, "Pick the driver video")
+                return {"CANCELLED"}
+            if backend_settings(context).mode == "LOCAL":
+                stage["video"] = bpy.path.abspath(settings.drive_video)
+                params["video"] = ""
+            else:
+                params["video"] = settings.drive_video.replace("\\", "/").lstrip("/")
+        runtime.request_import(
+            out, context.scene, Submit("generate", params, label=f"Generate {name}", stage_files=stage, then_import=out)
+        )
+        return {"FINISHED"}
+
+
+class DYNTET_OT_import_backend_sequence(bpy.types.Operator):
+    """Import a sequence that already exists on the backend (downloaded first when the backend is remote)"""
+
+    bl_idname = "dyntet.import_backend_sequence"
+    bl_label = "Import From Backend"
+
+    name: StringProperty(name="Sequence", description="Folder name under sequences/ in the backend's workspace")
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _connected(cls, context)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        name = self.name.strip()
+        if not name or "/" in name or "\\" in name or name in (".", ".."):
+            self.report({"ERROR"}, f"{self.name!r} is not a sequence name")
+            return {"CANCELLED"}
+        relative = f"sequences/{name}"
+        runtime.request_import(relative, context.scene, FetchSequence(relative))
+        return {"FINISHED"}
+
+
+CLASSES = (
+    DYNTET_OT_connect,
+    DYNTET_OT_disconnect,
+    DYNTET_OT_stop_backend,
+    DYNTET_OT_refresh,
+    DYNTET_OT_preprocess,
+    DYNTET_OT_train,
+    DYNTET_OT_cancel,
+    DYNTET_OT_resume,
+    DYNTET_OT_generate,
+    DYNTET_OT_import_backend_sequence,
+)

@@ -1,0 +1,132 @@
+"""File ▸ Import ▸ DynTet Sequence, and export with engine presets. Both work without a backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, StringProperty
+
+from ..blender.exporter import PRESETS, export_object
+from ..blender.importer import import_sequence
+from ..io.sequence import SequenceFormatError
+from ..properties import ImportOptionProps
+
+
+def sequence_folder(path: str) -> Path:
+    """The folder the user meant: the folder itself, or the folder of a file picked inside it."""
+    folder = Path(bpy.path.abspath(path))
+    return folder.parent if folder.is_file() else folder
+
+
+class DYNTET_OT_import_sequence(ImportOptionProps, bpy.types.Operator):
+    """Import a DynTet sequence folder as an animated head: shape keys, head motion, material, light, audio"""
+
+    bl_idname = "dyntet.import_sequence"
+    bl_label = "Import DynTet Sequence"
+    bl_options = {"REGISTER", "UNDO", "PRESET"}
+
+    directory: StringProperty(name="Sequence Folder", subtype="DIR_PATH")
+    filter_folder: BoolProperty(default=True, options={"HIDDEN"})
+    filter_glob: StringProperty(default="manifest.json", options={"HIDDEN"})
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        if not self.directory:
+            self.report({"ERROR"}, "Choose the sequence folder (the one holding manifest.json)")
+            return {"CANCELLED"}
+        try:
+            result = import_sequence(
+                context.scene, sequence_folder(self.directory), self.to_options(), collection=context.collection
+            )
+        except (SequenceFormatError, ValueError, RuntimeError, OSError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        make_active(context, result.object)
+        self.report(
+            {"INFO"},
+            f"Imported {result.object.name}: {result.num_frames} frames, {result.num_shape_keys} shape keys "
+            f"in {result.seconds:.2f} s",
+        )
+        return {"FINISHED"}
+
+
+class DYNTET_OT_export(bpy.types.Operator):
+    """Export the active head with an engine preset (keeps shape keys / morph targets and their animation)"""
+
+    bl_idname = "dyntet.export"
+    bl_label = "Export DynTet Head"
+    bl_options = {"REGISTER"}
+
+    filepath: StringProperty(name="File", subtype="FILE_PATH")
+    preset: EnumProperty(
+        name="Preset",
+        items=tuple((key, preset.label, preset.description) for key, preset in PRESETS.items()),
+        default="WEB_GLB",
+    )
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        obj = context.active_object
+        if obj is None or obj.type != "MESH":
+            cls.poll_message_set("Select the imported head (a mesh object)")
+            return False
+        return True
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if not self.filepath:
+            stem = bpy.path.clean_name(context.active_object.name)
+            self.filepath = str(Path(bpy.path.abspath("//")) / stem) if bpy.data.filepath else stem
+        self.check(context)
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def check(self, context: bpy.types.Context) -> bool:
+        """Keep the file extension in step with the chosen preset (called by the file browser)."""
+        wanted = PRESETS[self.preset].extension
+        path = Path(self.filepath) if self.filepath else None
+        if path is None or path.suffix.lower() == wanted:
+            return False
+        stem = path.with_suffix("") if path.suffix.lower() in (".fbx", ".glb", ".gltf") else path
+        self.filepath = str(stem) + wanted
+        return True
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        if not self.filepath:
+            self.report({"ERROR"}, "Choose where to write the file")
+            return {"CANCELLED"}
+        try:
+            path = export_object(context, context.active_object, bpy.path.abspath(self.filepath), self.preset)
+        except (ValueError, RuntimeError, OSError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return {"FINISHED"}
+
+
+def make_active(context: bpy.types.Context, obj: bpy.types.Object) -> None:
+    """Select ``obj`` alone and make it active (so Export and the Properties editor pick it up)."""
+    view_layer = context.view_layer
+    if view_layer is None:
+        return
+    for other in context.selected_objects:
+        other.select_set(False)
+    try:
+        obj.select_set(True, view_layer=view_layer)
+    except RuntimeError:  # linked to a collection outside this view layer
+        return
+    view_layer.objects.active = obj
+
+
+def menu_import(self: bpy.types.Menu, context: bpy.types.Context) -> None:
+    self.layout.operator(DYNTET_OT_import_sequence.bl_idname, text="DynTet Sequence (folder)")
+
+
+def menu_export(self: bpy.types.Menu, context: bpy.types.Context) -> None:
+    self.layout.operator(DYNTET_OT_export.bl_idname, text="DynTet Head (FBX / glTF preset)")
+
+
+CLASSES = (DYNTET_OT_import_sequence, DYNTET_OT_export)
