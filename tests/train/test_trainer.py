@@ -18,7 +18,7 @@ from dyntet.train.api import train
 from dyntet.train.checkpoint import load_checkpoint
 from dyntet.train.evaluate import evaluate, load_run
 
-from .conftest import TINY
+from train_tiny import TINY
 
 
 def _metrics(run):
