@@ -215,7 +215,8 @@ def read_frames(info: VideoInfo, fps: float, *, crop: tuple[int, int, int, int] 
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")
     width, height = info.width, info.height
-    filters = [f"fps={fps!r}"]
+    # Convert to RGB before cropping: cropping YUV 4:2:0 rounds odd offsets and sizes to even ones.
+    filters = [f"fps={fps!r}", "format=rgb24"]
     if start > 0:
         filters.append(f"select=gte(n\\,{int(start)})")
     if crop is not None:
