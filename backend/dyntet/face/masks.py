@@ -1,0 +1,154 @@
+"""Head / torso / background labels per frame, and the clip's background plate.
+
+Labels (``dyntet.data.dataset``): 0 background, 1 torso, 2 head. MediaPipe's selfie segmentation
+(general model, from the wheel) separates the person from the background; the landmarks split the
+person into head and torso along a *neck line*: perpendicular to the face's up direction, a fixed
+fraction of the face height below the chin (the paper's head mask includes the neck down to under
+the jaw). Everything of the person above the line — face, hair, ears, neck — is head; below is torso.
+The face itself (the landmarks' hull) is always head, even where segmentation hesitates.
+
+Below the chin only a neck-wide band is head, so shoulders that rise to chin level stay torso.
+
+The background plate is the per-pixel temporal median of the pixels labelled background (slightly
+eroded, so hair edges do not bleed in); pixels the subject never uncovered are inpainted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from dyntet.data.dataset import MASK_BACKGROUND, MASK_HEAD, MASK_TORSO
+from dyntet.face.topology import CHIN, FOREHEAD, LEFT_CHEEK, RIGHT_CHEEK
+
+
+@dataclass
+class MaskConfig:
+    """How frames are labelled."""
+
+    neck_below_chin: float = 0.3
+    """Distance of the head/torso line below the chin, in face heights (chin to forehead)."""
+    neck_half_width: float = 0.4
+    """Half width of the neck band below the chin, in face widths (cheek 234 to cheek 454)."""
+    threshold: float = 0.5
+    """Selfie-segmentation probability above which a pixel is the person."""
+    background_erode_px: int = 3
+    """Background pixels this close to the person (crop pixels at 512, scaled with size) are not used
+    for the plate."""
+    plate_frames: int = 90
+    """At most this many frames (evenly spread) go into the plate's median."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.neck_below_chin <= 2.0:
+            raise ValueError(f"neck_below_chin must be in [0, 2], got {self.neck_below_chin}")
+        if not 0.0 < self.neck_half_width <= 2.0:
+            raise ValueError(f"neck_half_width must be in (0, 2], got {self.neck_half_width}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.background_erode_px < 0 or self.plate_frames < 1:
+            raise ValueError("background_erode_px must be ≥ 0 and plate_frames ≥ 1")
+
+
+class PersonSegmenter:
+    """MediaPipe selfie segmentation (general 256×256 model). One per process or clip."""
+
+    def __init__(self) -> None:
+        from mediapipe.python.solutions import selfie_segmentation
+
+        self._model = selfie_segmentation.SelfieSegmentation(model_selection=0)
+
+    def probability(self, frame: np.ndarray) -> np.ndarray:
+        """Person probability float32 [H, W] in [0, 1] for a uint8 [H, W, 3] RGB frame."""
+        result = self._model.process(np.ascontiguousarray(frame))
+        return np.asarray(result.segmentation_mask, np.float32)
+
+    def close(self) -> None:
+        self._model.close()
+
+    def __enter__(self) -> "PersonSegmenter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def label_frame(person: np.ndarray, landmarks: np.ndarray, config: MaskConfig | None = None) -> np.ndarray:
+    """Labels of one frame.
+
+    Args:
+        person: float [S, S] person probability (or a 0/1 mask).
+        landmarks: float [478, ≥2] the frame's landmarks in the same pixels (x right, y down).
+
+    Returns:
+        uint8 [S, S] with 0 background, 1 torso, 2 head.
+    """
+    config = config or MaskConfig()
+    height, width = person.shape
+    pts = np.asarray(landmarks, np.float64)[:, :2]
+    person_mask = person > config.threshold
+    up = pts[FOREHEAD] - pts[CHIN]
+    face_height = float(np.linalg.norm(up))
+    labels = np.full((height, width), MASK_BACKGROUND, np.uint8)
+    labels[person_mask] = MASK_TORSO
+    if face_height > 1e-6:
+        up /= face_height
+        right = np.array([-up[1], up[0]])
+        face_width = float(np.linalg.norm(pts[LEFT_CHEEK] - pts[RIGHT_CHEEK]))
+        ys, xs = np.mgrid[0:height, 0:width]
+        dx, dy = xs + 0.5 - pts[CHIN][0], ys + 0.5 - pts[CHIN][1]   # pixel centres relative to the chin
+        along = dx * up[0] + dy * up[1]                               # > 0 above the chin
+        across = np.abs(dx * right[0] + dy * right[1])
+        head_zone = (along > 0) | ((along > -config.neck_below_chin * face_height)
+                                   & (across < config.neck_half_width * face_width))
+        labels[person_mask & head_zone] = MASK_HEAD
+    hull = cv2.convexHull(np.round(pts * 16).astype(np.int32))
+    cv2.fillConvexPoly(labels, hull, MASK_HEAD, lineType=cv2.LINE_8, shift=4)
+    return labels
+
+
+def _masked_median(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Per-pixel median over axis 0 of uint8 [N, h, w, 3] where ``valid`` bool [N, h, w]; 0 where none is."""
+    data = values.astype(np.float32)
+    data[~valid] = np.inf                                   # invalid samples sort after every real value
+    data.sort(axis=0)
+    count = np.broadcast_to(valid.sum(0)[..., None], data.shape[1:])
+    lower = np.take_along_axis(data, (np.maximum(count - 1, 0) // 2)[None], 0)[0]
+    upper = np.take_along_axis(data, (count // 2)[None], 0)[0]
+    median = np.where(count > 0, (lower + upper) / 2, 0.0)
+    return np.round(median).clip(0, 255).astype(np.uint8)
+
+
+def background_plate(frames: np.ndarray, labels: np.ndarray, config: MaskConfig | None = None) -> np.ndarray:
+    """Temporal median of background pixels, holes inpainted.
+
+    Args:
+        frames: uint8 [N, S, S, 3] RGB; labels: uint8 [N, S, S].
+
+    Returns:
+        uint8 [S, S, 3] RGB plate.
+    """
+    config = config or MaskConfig()
+    frames = np.asarray(frames)
+    labels = np.asarray(labels)
+    if frames.ndim != 4 or labels.shape != frames.shape[:3]:
+        raise ValueError(f"frames [N, S, S, 3] and labels [N, S, S] disagree: {frames.shape}, {labels.shape}")
+    size = frames.shape[1]
+    radius = int(round(config.background_erode_px * size / 512))
+    usable = labels == MASK_BACKGROUND
+    if radius > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        usable = np.stack([cv2.erode(u.astype(np.uint8), kernel) > 0 for u in usable])
+    plate = np.zeros(frames.shape[1:], np.uint8)
+    seen = usable.any(0)
+    rows = max(1, (1 << 22) // max(1, frames.shape[0] * frames.shape[2] * 3))
+    for r0 in range(0, size, rows):
+        plate[r0:r0 + rows] = _masked_median(frames[:, r0:r0 + rows], usable[:, r0:r0 + rows])
+    holes = (~seen).astype(np.uint8) * 255
+    if holes.any():
+        if seen.any():
+            plate = cv2.inpaint(plate, holes, max(3, size // 64), cv2.INPAINT_TELEA)
+        else:
+            plate[:] = np.median(frames.reshape(-1, 3), axis=0).astype(np.uint8)
+    return plate
