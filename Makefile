@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 test: venv
-	@$(PY) scripts/run_tests.py
+	@OMP_NUM_THREADS=1 $(PY) scripts/run_tests.py
 
 demo: venv
 	@$(VENV)/bin/dyntet demo

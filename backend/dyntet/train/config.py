@@ -35,7 +35,7 @@ class TrainConfig:
     """a of Eq. 14, in grid units (the grid cube is 1 unit wide)."""
     face_samples: int = 4096
     """Face-model surface points per iteration for Eqs. 14–15."""
-    sdf_init_steps: int = 400
+    sdf_init_steps: int = 1500
     """Steps fitting f1 to the head prior before training (the first mesh is already a head)."""
     checkpoint_every: int = 500
     checkpoint_minutes: float = 5.0
@@ -97,7 +97,7 @@ def preset(name: str) -> TrainConfig:
                 light=LightConfig(cube_resolution=16),
             ),
             iterations=1200, batch_size=1, render_size=256, learning_rate=1e-3, final_learning_rate=1e-5,
-            appearance_lr_scale=10.0, face_samples=2048, sdf_init_steps=300,
+            appearance_lr_scale=10.0, face_samples=2048, sdf_init_steps=1000,
             checkpoint_every=200, checkpoint_minutes=2.0, preview_every=200)
     raise ValueError(f"unknown preset {name!r}: choose preview or full")
 
