@@ -160,6 +160,9 @@ def test_prefiltered_refuses_missing_and_stale_builds():
     with pytest.raises(RuntimeError, match="changed since"):
         light.prefiltered
     assert isinstance(light.build(), PrefilteredLight) and light.prefiltered is not built
+    light.double()                                            # a new storage is a new map too
+    with pytest.raises(RuntimeError, match="changed since"):
+        light.prefiltered
 
 
 def test_radiance_stays_positive_under_any_update():

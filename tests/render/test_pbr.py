@@ -176,6 +176,11 @@ def test_shade_validates_its_inputs():
         shade(good, good, good, good, CubeMapLight(LightConfig(base_resolution=4, min_resolution=4)))
 
 
+def test_shade_accepts_no_points():
+    empty = torch.zeros(0, 3)
+    assert shade(empty, empty, empty, empty, uniform_light()).shape == (0, 3)
+
+
 def test_view_directions_point_at_the_camera():
     points = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
     dirs = view_directions(points, torch.tensor([0.0, 0.0, 2.0]))

@@ -6,6 +6,7 @@ Every test that renders runs on each backend in ``available_backends()`` (the CP
 from __future__ import annotations
 
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -226,11 +227,17 @@ def test_depth_test_and_exact_ties(backend):
 
 def test_result_does_not_depend_on_the_parallel_split():
     rng = np.random.default_rng(11)
-    clip = random_soup(rng, 200, (0.5, 2.0))[None]
+    clip = np.stack([random_soup(rng, 200, (0.5, 2.0)), random_soup(rng, 200, (-0.5, 2.0))])
     tris = np.arange(600).reshape(200, 3)
-    one = triangle_ids(clip, tris, 33, 29, num_bands=1)
-    for bands in (2, 5, 33):
-        np.testing.assert_array_equal(triangle_ids(clip, tris, 33, 29, num_bands=bands), one)
+    one = triangle_ids(clip, tris, 43, 29, num_tasks=1)
+    assert len(np.unique(one)) > 50
+    for tasks in (2, 3, 7):
+        np.testing.assert_array_equal(triangle_ids(clip, tris, 43, 29, num_tasks=tasks), one)
+    # concurrent calls from several Python threads share the worker pool safely
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: triangle_ids(clip, tris, 43, 29, num_tasks=3), range(8)))
+    for result in results:
+        np.testing.assert_array_equal(result, one)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

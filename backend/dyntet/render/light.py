@@ -50,11 +50,11 @@ class LightConfig:
     irradiance_resolution: int = 16
     """Cube side from which the diffuse spherical harmonics are projected (capped at base_resolution)."""
     prefilter: Literal["auto", "operator", "direct"] = "auto"
-    """How :meth:`CubeMapLight.build` prefilters: 'operator' precomputes the (linear) prefilter once as a
-    sparse matrix (a few seconds once), so each build is one sparse product (≈ 0.1 s at R = 64 on a CPU;
-    the matrix needs ≈ 90 MB at R = 64 and four times that at 128); 'direct' samples the cube maps on
-    every build (seconds per build on a CPU at R = 64, fine on a GPU, no precomputation); 'auto' uses
-    the operator up to R = 64 and direct sampling above."""
+    """How :meth:`CubeMapLight.build` prefilters: 'operator' gathers the (linear) prefilter once into a
+    sparse matrix (≈ 0.7 s and ≈ 90 MB at R = 64 on a CPU, shared by every light of the process), after
+    which a build is one sparse product (a few ms at R = 64); 'direct' samples the cube maps on every
+    build (no set-up; ≈ 1 s per build at R = 128 and minutes at 512 on a CPU, meant for a GPU); 'auto'
+    uses the operator up to R = 64 and direct sampling above."""
 
     def __post_init__(self) -> None:
         for name in ("base_resolution", "min_resolution", "irradiance_resolution"):
@@ -150,7 +150,7 @@ class CubeMapLight(nn.Module):
         res = self.config.base_resolution
         self.log_radiance = nn.Parameter(torch.full((6, res, res, 3), math.log(self.config.init_scale)))
         self._built: PrefilteredLight | None = None
-        self._built_version = -1
+        self._built_key: tuple | None = None
 
     # -- the map ------------------------------------------------------------------------------------
     def radiance(self) -> torch.Tensor:
@@ -180,17 +180,22 @@ class CubeMapLight(nn.Module):
         irr_res = min(cfg.irradiance_resolution, cfg.base_resolution)
         irr_src = next(p for p in pyramid if p.shape[1] == irr_res)
         built = PrefilteredLight(specular=specular, roughness=table, sh=_diffuse_sh(irr_src))
-        self._built, self._built_version = built, self.log_radiance._version
+        self._built, self._built_key = built, self._state_key()
         return built
+
+    def _state_key(self) -> tuple:
+        """Changes whenever the map does: in-place updates bump the version, ``.to()`` moves the storage."""
+        p = self.log_radiance
+        return p.data_ptr(), p._version, p.device, p.dtype
 
     @property
     def prefiltered(self) -> PrefilteredLight:
         """The latest :meth:`build`; an error if there is none or the map changed since."""
         if self._built is None:
             raise RuntimeError("CubeMapLight.build() has not been called; build the light before shading")
-        if self._built_version != self.log_radiance._version:
-            raise RuntimeError("the light's cube map changed since the last build() (optimiser step or "
-                               "state-dict load); call build() again before shading")
+        if self._built_key != self._state_key():
+            raise RuntimeError("the light's cube map changed since the last build() (optimiser step, "
+                               "state-dict load or device move); call build() again before shading")
         return self._built
 
     def regulariser(self) -> torch.Tensor:

@@ -45,7 +45,8 @@ DIELECTRIC_F0 = 0.04
 """Normal-incidence reflectance of non-metals (index of refraction ≈ 1.5)."""
 
 _LUT_VERSION = 1
-_lut_memory: dict[tuple[str, int, int], torch.Tensor] = {}
+_lut_memory: dict[tuple[str, str], torch.Tensor] = {}
+"""Loaded tables by (cache file, device); shared, so callers must not modify them in place."""
 
 
 # -- the split-sum BRDF table --------------------------------------------------------------------
@@ -76,14 +77,17 @@ def fg_lut(resolution: int = 256, samples: int = 512, device: torch.device | str
     if not isinstance(samples, int) or samples < 1:
         raise ValueError(f"fg_lut samples must be a positive int, got {samples!r}")
     path = cache_dir() / f"fg_lut_v{_LUT_VERSION}_{resolution}_{samples}.npy"
-    key = (str(path), resolution, samples)
+    key = (str(path), str(torch.device("cpu") if device is None else torch.device(device)))
     if key not in _lut_memory:
-        table = _load_lut(path, resolution)
-        if table is None:
-            table = compute_fg_lut(resolution, samples)
-            _save_lut(path, table)
-        _lut_memory[key] = torch.from_numpy(table)
-    return _lut_memory[key].to(device)
+        cpu_key = (str(path), "cpu")
+        if cpu_key not in _lut_memory:
+            table = _load_lut(path, resolution)
+            if table is None:
+                table = compute_fg_lut(resolution, samples)
+                _save_lut(path, table)
+            _lut_memory[cpu_key] = torch.from_numpy(table)
+        _lut_memory[key] = _lut_memory[cpu_key].to(key[1])
+    return _lut_memory[key]
 
 
 def compute_fg_lut(resolution: int, samples: int) -> np.ndarray:

@@ -207,7 +207,7 @@ def _backend(name: str, device: torch.device) -> ModuleType:
 def _import_backend(name: str) -> ModuleType:
     try:
         return importlib.import_module(f"{__package__}.raster_{name}")
-    except ImportError as err:  # only nvdiffrast is optional
+    except (ImportError, OSError) as err:  # only nvdiffrast is optional (OSError: missing CUDA libraries)
         raise RuntimeError(f"the {name} rasterizer backend cannot be imported ({err}); nvdiffrast is an optional "
                            "extra built from https://github.com/NVlabs/nvdiffrast on CUDA machines") from err
 

@@ -20,8 +20,9 @@ camera) have no usable screen-space edges and are never antialiased.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
+from .raster_parallel import num_workers, run_tasks
 from .raster_visibility import W_EPS
 
 MAX_WALK = 16
@@ -63,8 +64,21 @@ def silhouette_pairs(ids_bhw: np.ndarray, zw_bhw: np.ndarray, screen_bv2: np.nda
         int32 [B, H, W, 2]: triangle owning the silhouette edge crossed by the pair, -1 for none; and
         uint8 [B, H, W, 2] pair codes (edge index k in bits 0–1, :data:`FIRST_IS_FRONT`).
     """
-    sil = _silhouette_masks(screen_bv2, front_bv, tris_f3, neighbours_f3)
-    return _pairs(ids_bhw, zw_bhw, screen_bv2, front_bv, sil, tris_f3, neighbours_f3)
+    ids_bhw = np.ascontiguousarray(ids_bhw, dtype=np.int32)
+    zw_bhw = np.ascontiguousarray(zw_bhw, dtype=np.float64)
+    screen_bv2 = np.ascontiguousarray(screen_bv2, dtype=np.float64)
+    front_bv = np.ascontiguousarray(front_bv, dtype=np.bool_)
+    tris_f3 = np.ascontiguousarray(tris_f3, dtype=np.int64)
+    neighbours_f3 = np.ascontiguousarray(neighbours_f3, dtype=np.int64)
+    batch, height, width = ids_bhw.shape
+    tasks = num_workers()
+    sil = np.zeros((batch, tris_f3.shape[0]), np.uint8)
+    run_tasks(_silhouette_masks, tasks, screen_bv2, front_bv, tris_f3, neighbours_f3, sil)
+    pair_tri = np.full((batch, height, width, 2), -1, np.int32)
+    pair_code = np.zeros((batch, height, width, 2), np.uint8)
+    run_tasks(_pairs, tasks, ids_bhw, zw_bhw, screen_bv2, front_bv, sil, tris_f3, neighbours_f3,
+              pair_tri, pair_code)
+    return pair_tri, pair_code
 
 
 @njit(cache=True, inline="always")
@@ -72,13 +86,12 @@ def _cross(ax, ay, bx, by, px, py):
     return (bx - ax) * (py - ay) - (by - ay) * (px - ax)
 
 
-@njit(cache=True, parallel=True)
-def _silhouette_masks(screen, front, tris, neighbours):
-    """uint8 [B, F]: bit k set when edge k of the triangle is a silhouette in image b."""
-    batch = screen.shape[0]
+@njit(cache=True, nogil=True)
+def _silhouette_masks(task, num_tasks, screen, front, tris, neighbours, masks):
+    """Fill uint8 masks [B, F] (this task's share): bit k set when edge k is a silhouette in image b."""
     num_faces = tris.shape[0]
-    masks = np.zeros((batch, num_faces), np.uint8)
-    for i in prange(batch * num_faces):
+    total = masks.shape[0] * num_faces
+    for i in range(total * task // num_tasks, total * (task + 1) // num_tasks):
         b = i // num_faces
         f = i - b * num_faces
         if not (front[b, tris[f, 0]] and front[b, tris[f, 1]] and front[b, tris[f, 2]]):
@@ -107,7 +120,6 @@ def _silhouette_masks(screen, front, tris, neighbours):
             if side_self * side_other >= 0.0:  # both triangles on one side: a fold
                 mask |= 1 << k
         masks[b, f] = mask
-    return masks
 
 
 @njit(cache=True)
@@ -202,21 +214,20 @@ def _pair(ids, zw, screen, front, sil, tris, neighbours, b, yp, xp, yq, xq, axis
     return found, k | (FIRST_IS_FRONT if first_is_front else 0)
 
 
-@njit(cache=True, parallel=True)
-def _pairs(ids, zw, screen, front, sil, tris, neighbours):
+@njit(cache=True, nogil=True)
+def _pairs(task, num_tasks, ids, zw, screen, front, sil, tris, neighbours, pair_tri, pair_code):
+    """Fill this task's share of image rows of ``pair_tri`` / ``pair_code`` (see :func:`silhouette_pairs`)."""
     batch, height, width = ids.shape
-    pair_tri = np.full((batch, height, width, 2), -1, np.int32)
-    pair_code = np.zeros((batch, height, width, 2), np.uint8)
-    for row in prange(batch * height):
+    total = batch * height
+    for row in range(total * task // num_tasks, total * (task + 1) // num_tasks):
         b = row // height
         y = row - b * height
         for x in range(width):
-            if x + 1 < width:
+            if x + 1 < width and ids[b, y, x] != ids[b, y, x + 1]:
                 tri, code = _pair(ids, zw, screen, front, sil, tris, neighbours, b, y, x, y, x + 1, 0)
                 pair_tri[b, y, x, 0] = tri
                 pair_code[b, y, x, 0] = code
-            if y + 1 < height:
+            if y + 1 < height and ids[b, y, x] != ids[b, y + 1, x]:
                 tri, code = _pair(ids, zw, screen, front, sil, tris, neighbours, b, y, x, y + 1, x, 1)
                 pair_tri[b, y, x, 1] = tri
                 pair_code[b, y, x, 1] = code
-    return pair_tri, pair_code

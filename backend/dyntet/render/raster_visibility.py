@@ -22,16 +22,17 @@ Rules (the same as OpenGL / nvdiffrast unless said otherwise):
   depend on thread scheduling.
 * Triangles containing a NaN or infinite coordinate are not drawn (the public API rejects them first).
 
-Work split: parallel setup passes (snap each vertex once; bound each triangle and flag the few that need
-clipping), a short serial clipping pass, then a parallel pass over horizontal bands of rows; each band
-owns its rows, scans every triangle whose bounding box meets it and keeps a private z-buffer for them.
+Work split (:mod:`.raster_parallel` tasks): parallel setup passes (snap each vertex once; bound each
+triangle and flag the few that need clipping), a short serial clipping pass, then a parallel z-buffer
+pass in which each task owns bands of rows dealt round-robin and scans every triangle that reaches one.
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .raster_parallel import num_workers, run_tasks
 
 SUBPIXEL_BITS = 8
 """Vertices snap to ``1 / 2**SUBPIXEL_BITS`` pixel (like GPU rasterizers)."""
@@ -43,6 +44,8 @@ W_EPS = 1e-6
 """Clip-space ``w`` below this is behind (or at) the camera and is clipped away."""
 MAX_RESOLUTION = 16384
 """Largest image side supported by the fixed-point range."""
+BAND_ROWS = 8
+"""Rows per band; bands are dealt round-robin to the parallel tasks."""
 
 _SIMPLE = np.int8(1)
 _NEEDS_CLIP = np.int8(2)
@@ -55,31 +58,45 @@ def guard_band(height: int, width: int) -> float:
 
 
 def triangle_ids(clip_bv4: np.ndarray, tris_f3: np.ndarray, height: int, width: int,
-                 num_bands: int | None = None) -> np.ndarray:
+                 num_tasks: int | None = None) -> np.ndarray:
     """Nearest triangle per pixel.
 
     Args:
         clip_bv4: float64 [B, V, 4] clip-space positions (x, y, z, w).
         tris_f3: int64 [F, 3] vertex indices, each in [0, V).
         height, width: image size H, W in pixels.
-        num_bands: row bands for the parallel pass (default: 4 per numba thread).
+        num_tasks: parallel tasks (default: :func:`raster_parallel.num_workers`); any value gives the
+            same result.
 
     Returns:
         int32 [B, H, W]: ``triangle index + 1`` of the visible triangle, 0 where nothing is drawn.
     """
     clip_bv4 = np.ascontiguousarray(clip_bv4, dtype=np.float64)
     tris_f3 = np.ascontiguousarray(tris_f3, dtype=np.int64)
-    batch = clip_bv4.shape[0]
-    if tris_f3.shape[0] == 0 or clip_bv4.shape[1] == 0:
-        return np.zeros((batch, height, width), np.int32)
-    if num_bands is None:
-        num_bands = 4 * numba.get_num_threads()
-    num_bands = max(1, min(int(num_bands), height))
+    batch, num_verts = clip_bv4.shape[:2]
+    num_faces = tris_f3.shape[0]
+    ids = np.zeros((batch, height, width), np.int32)
+    if num_faces == 0 or num_verts == 0:
+        return ids
+    tasks = max(1, int(num_tasks if num_tasks is not None else num_workers()))
     guard = guard_band(height, width)
-    fixed, depth, box, flag = _setup(clip_bv4, tris_f3, height, width, guard)
+
+    outcode = np.empty((batch, num_verts), np.int8)
+    vfixed = np.empty((batch, num_verts, 2), np.int64)
+    vdepth = np.empty((batch, num_verts), np.float64)
+    run_tasks(_vertex_setup, tasks, clip_bv4, height, width, guard, outcode, vfixed, vdepth)
+
+    fixed = np.empty((batch * num_faces, 6), np.int64)  # rows are read only where flag == _SIMPLE
+    depth = np.empty((batch * num_faces, 3), np.float64)
+    box = np.empty((batch * num_faces, 4), np.int32)
+    flag = np.zeros(batch * num_faces, np.int8)
+    run_tasks(_triangle_setup, tasks, tris_f3, outcode, vfixed, vdepth, height, width, fixed, depth, box, flag)
+
     sub_fixed, sub_depth, sub_box, sub_owner = _clip_flagged(clip_bv4, tris_f3, flag, height, width, guard)
-    return _raster_bands(fixed, depth, box, flag, sub_fixed, sub_depth, sub_box, sub_owner,
-                         batch, tris_f3.shape[0], height, width, num_bands)
+    zbuf = np.full((batch, height, width), np.inf)
+    run_tasks(_raster_rows, tasks, fixed, depth, box, flag, sub_fixed, sub_depth, sub_box, sub_owner,
+              num_faces, zbuf, ids)
+    return ids
 
 
 @njit(cache=True, inline="always")
@@ -141,14 +158,18 @@ def _plane_distance(x, y, w, plane, guard):
 _NOT_FINITE = 1 << 5  # outcode bit of a vertex with a NaN or infinite coordinate
 
 
-@njit(cache=True, parallel=True)
-def _vertex_setup(clip, height, width, guard):
+@njit(cache=True, inline="always")
+def _task_range(task, num_tasks, count):
+    """Contiguous share [start, stop) of ``count`` items for one task."""
+    return count * task // num_tasks, count * (task + 1) // num_tasks
+
+
+@njit(cache=True, nogil=True)
+def _vertex_setup(task, num_tasks, clip, height, width, guard, outcode, fixed, depth):
     """Per vertex: outcode (bit p = outside clip plane p) and, when inside all, the snapped position."""
-    batch, num_verts = clip.shape[0], clip.shape[1]
-    outcode = np.empty((batch, num_verts), np.int8)
-    fixed = np.empty((batch, num_verts, 2), np.int64)
-    depth = np.empty((batch, num_verts), np.float64)
-    for i in prange(batch * num_verts):
+    num_verts = clip.shape[1]
+    start, stop = _task_range(task, num_tasks, clip.shape[0] * num_verts)
+    for i in range(start, stop):
         b = i // num_verts
         v = i - b * num_verts
         x, y, z, w = clip[b, v, 0], clip[b, v, 1], clip[b, v, 2], clip[b, v, 3]
@@ -164,21 +185,14 @@ def _vertex_setup(clip, height, width, guard):
             fixed[b, v, 0] = _to_fixed(x / w, width)
             fixed[b, v, 1] = _to_fixed(y / w, height)
             depth[b, v] = z / w
-    return outcode, fixed, depth
 
 
-@njit(cache=True, parallel=True)
-def _setup(clip, tris, height, width, guard):
-    """Per-triangle snapping and classification (parallel over B·F)."""
-    outcode, vfixed, vdepth = _vertex_setup(clip, height, width, guard)
-    batch = clip.shape[0]
+@njit(cache=True, nogil=True)
+def _triangle_setup(task, num_tasks, tris, outcode, vfixed, vdepth, height, width, fixed, depth, box, flag):
+    """Per triangle: cull, flag for clipping, or snap and bound (rows of the [B·F] outputs)."""
     num_faces = tris.shape[0]
-    total = batch * num_faces
-    fixed = np.empty((total, 6), np.int64)  # rows are read only where flag == _SIMPLE
-    depth = np.empty((total, 3), np.float64)
-    box = np.empty((total, 4), np.int32)
-    flag = np.zeros(total, np.int8)
-    for i in prange(total):
+    start, stop = _task_range(task, num_tasks, flag.shape[0])
+    for i in range(start, stop):
         b = i // num_faces
         f = i - b * num_faces
         a, c, d = tris[f, 0], tris[f, 1], tris[f, 2]
@@ -192,7 +206,6 @@ def _setup(clip, tris, height, width, guard):
                           vfixed[b, d, 0], vfixed[b, d, 1], vdepth[b, a], vdepth[b, c], vdepth[b, d],
                           height, width, fixed[i], depth[i], box[i]):
             flag[i] = _SIMPLE
-    return fixed, depth, box, flag
 
 
 @njit(cache=True)
@@ -287,12 +300,10 @@ def _edge_bias(dx, dy) -> np.int64:
 
 
 @njit(cache=True, inline="always")
-def _draw(fx, fz, bx, tid, row_lo, row_hi, zbuf, ids, b):
-    """Scan one snapped triangle over rows [max(row0, row_lo), min(row1, row_hi - 1)] of image b."""
-    row0 = max(np.int64(bx[2]), row_lo)
-    row1 = min(np.int64(bx[3]), row_hi - 1)
-    if row0 > row1:
-        return
+def _draw(fx, fz, bx, tid, task, num_tasks, zbuf, ids, b):
+    """Scan one snapped triangle over the rows of its box that belong to ``task`` in image b."""
+    row0 = np.int64(bx[2])
+    row1 = np.int64(bx[3])
     col0 = np.int64(bx[0])
     col1 = np.int64(bx[1])
     x0, y0, x1, y1, x2, y2 = fx[0], fx[1], fx[2], fx[3], fx[4], fx[5]
@@ -314,44 +325,47 @@ def _draw(fx, fz, bx, tid, row_lo, row_hi, zbuf, ids, b):
     z0, z1, z2 = fz[0], fz[1], fz[2]
     code = np.int32(tid + 1)
     for r in range(row0, row1 + 1):
-        e0, e1, e2 = e0_row, e1_row, e2_row
-        for c in range(col0, col1 + 1):
-            if ((e0 + bias0) | (e1 + bias1) | (e2 + bias2)) >= 0:
-                z = (np.float64(e0) * z0 + np.float64(e1) * z1 + np.float64(e2) * z2) * inv_area
-                if -1.0 <= z <= 1.0:
-                    cur = zbuf[r - row_lo, c]
-                    if z < cur or (z == cur and code < ids[b, r, c]):
-                        zbuf[r - row_lo, c] = z
-                        ids[b, r, c] = code
-            e0 += step0_c
-            e1 += step1_c
-            e2 += step2_c
+        if (r // BAND_ROWS) % num_tasks == task:
+            e0, e1, e2 = e0_row, e1_row, e2_row
+            for c in range(col0, col1 + 1):
+                if ((e0 + bias0) | (e1 + bias1) | (e2 + bias2)) >= 0:
+                    z = (np.float64(e0) * z0 + np.float64(e1) * z1 + np.float64(e2) * z2) * inv_area
+                    if -1.0 <= z <= 1.0:
+                        cur = zbuf[b, r, c]
+                        if z < cur or (z == cur and code < ids[b, r, c]):
+                            zbuf[b, r, c] = z
+                            ids[b, r, c] = code
+                e0 += step0_c
+                e1 += step1_c
+                e2 += step2_c
         e0_row += step0_r
         e1_row += step1_r
         e2_row += step2_r
 
 
-@njit(cache=True, parallel=True)
-def _raster_bands(fixed, depth, box, flag, sub_fixed, sub_depth, sub_box, sub_owner,
-                  batch, num_faces, height, width, num_bands):
-    ids = np.zeros((batch, height, width), np.int32)
-    rows_per_band = (height + num_bands - 1) // num_bands
-    num_sub = sub_owner.shape[0]
-    for job in prange(batch * num_bands):
-        b = job // num_bands
-        band = job - b * num_bands
-        row_lo = np.int64(band * rows_per_band)
-        row_hi = np.int64(min(height, row_lo + rows_per_band))
-        if row_lo >= row_hi:
-            continue
-        zbuf = np.full((row_hi - row_lo, width), np.inf)
+@njit(cache=True, nogil=True)
+def _raster_rows(task, num_tasks, fixed, depth, box, flag, sub_fixed, sub_depth, sub_box, sub_owner,
+                 num_faces, zbuf, ids):
+    """Z-buffer every triangle into the rows owned by ``task``.
+
+    Rows come in bands of BAND_ROWS dealt round-robin, so the tasks share a (usually central) object
+    evenly; each task scans the triangle list once and skips triangles that miss all of its bands.
+    """
+    for b in range(ids.shape[0]):
         base = b * num_faces
         for f in range(num_faces):
             i = base + f
-            if flag[i] == _SIMPLE and box[i, 2] < row_hi and box[i, 3] >= row_lo:
-                _draw(fixed[i], depth[i], box[i], f, row_lo, row_hi, zbuf, ids, b)
-        for s in range(num_sub):
+            if flag[i] == _SIMPLE and _owns_a_row(box[i, 2], box[i, 3], task, num_tasks):
+                _draw(fixed[i], depth[i], box[i], f, task, num_tasks, zbuf, ids, b)
+        for s in range(sub_owner.shape[0]):
             owner = sub_owner[s]
-            if owner // num_faces == b and sub_box[s, 2] < row_hi and sub_box[s, 3] >= row_lo:
-                _draw(sub_fixed[s], sub_depth[s], sub_box[s], owner - base, row_lo, row_hi, zbuf, ids, b)
-    return ids
+            if owner // num_faces == b and _owns_a_row(sub_box[s, 2], sub_box[s, 3], task, num_tasks):
+                _draw(sub_fixed[s], sub_depth[s], sub_box[s], owner - base, task, num_tasks, zbuf, ids, b)
+
+
+@njit(cache=True, inline="always")
+def _owns_a_row(row0, row1, task, num_tasks) -> bool:
+    """Whether a band dealt to ``task`` meets rows [row0, row1]."""
+    first_band = row0 // BAND_ROWS
+    spread = row1 // BAND_ROWS - first_band
+    return spread + 1 >= num_tasks or ((task - first_band) % num_tasks + num_tasks) % num_tasks <= spread

@@ -24,8 +24,9 @@ face    s_c        t_c
 ``s = (s_c / |ma| + 1) / 2`` runs along a face's columns and ``t = (t_c / |ma| + 1) / 2`` along its rows
 (row 0 at t = 0). So on the side faces row 0 is the +Y edge ("up"), and a face seen from inside the cube
 is mirrored left–right, exactly as on a GPU. Bilinear filtering stays inside the face a direction falls
-on: the half texel along each face edge is clamped rather than blended with the neighbouring face,
-which leaves faint seams at coarse resolutions and is why light prefiltering works in direction space.
+on: the half texel along each face edge is clamped rather than blended with the neighbouring face.
+That leaves faint seams at coarse resolutions; the light's prefilter, which averages many directions
+around each texel, smooths them out of the maps used for shading.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ Filter = Literal["nearest", "bilinear"]
 Wrap = Literal["clamp", "repeat"]
 
 CUBE_FACES = ("+X", "-X", "+Y", "-Y", "+Z", "-Z")
+"""Names of the cube faces in storage order."""
 
 
 def sample_texture(tex: torch.Tensor, uv: torch.Tensor, filter: Filter = "bilinear",
