@@ -50,6 +50,9 @@ def deformation_loss(geometry: GeometryNetwork, samples: FaceSamples, features: 
     return torch.mean((offsets - target) ** 2), torch.mean(elastic ** 2)
 
 
+_warned: list[bool] = []  # say it once per process
+
+
 class OptionalLPIPS:
     """LPIPS when the ``lpips`` package and its weights are already on this machine; otherwise skipped.
 
@@ -61,8 +64,9 @@ class OptionalLPIPS:
         self.reason = "disabled by configuration"
         if enabled:
             self.model, self.reason = _load_lpips()
-            if self.model is None:
-                log.warning("LPIPS loss skipped: %s", self.reason)
+            if self.model is None and not _warned:
+                _warned.append(True)
+                log.warning("LPIPS skipped: %s", self.reason)
 
     @property
     def available(self) -> bool:
