@@ -78,6 +78,58 @@ class Submit:
     """Workspace-relative sequence folder to bring to this machine (and import) when the job is done."""
 
 
+SPLITS = ("train", "test", "all")
+"""Drive sources naming a split of the avatar's own clip (the server's ``generate`` job kind)."""
+
+
+def generate_request(name: str, drive: str, *, first_frame: int = 0, last_frame: int = 0, video: str = "",
+                     local: bool = True) -> Submit:
+    """The ``generate`` job for the Generate panel's settings (``docs/protocol.md``, job kinds).
+
+    Args:
+        name: the subject: reads ``runs/NAME``, writes ``sequences/NAME_<drive or video name>``.
+        drive: a split (``train``, ``test``, ``all``) or ``video``.
+        first_frame, last_frame: the driver frames to generate, both included; ``last_frame`` 0 means
+            to the end. Sent as the half-open ``"START:STOP"`` the server expects.
+        video: with ``drive="video"``: a file on this machine (``local``; copied into the workspace by the
+            worker) or a path inside a remote backend's workspace.
+
+    Raises:
+        ValueError: a setting the panel should report (the message says which).
+    """
+    if first_frame < 0 or last_frame < 0:
+        raise ValueError("Frame numbers cannot be negative")
+    if last_frame and last_frame < first_frame:
+        raise ValueError("The last frame cannot come before the first (0 means to the end)")
+    params: dict[str, Any] = {"run": f"runs/{name}"}
+    stage: dict[str, str] = {}
+    if drive in SPLITS:
+        params["drive"], label = drive, drive
+    elif drive == "video":
+        video = video.strip()
+        if not video:
+            raise ValueError("Pick the driver video")
+        label = _label(video)
+        if local:
+            stage["drive"] = video
+            params["drive"] = ""  # the worker puts the video's workspace path here
+        else:
+            params["drive"] = video.replace("\\", "/").lstrip("/")
+    else:
+        raise ValueError(f"Unknown drive {drive!r}: expected {', '.join(SPLITS)} or video")
+    params["out"] = out = f"sequences/{name}_{label}"
+    if first_frame or last_frame:
+        params["frames"] = f"{first_frame}:{last_frame + 1 if last_frame else ''}"
+    return Submit("generate", params, label=f"Generate {name}", stage_files=stage, then_import=out)
+
+
+def _label(path: str) -> str:
+    """A folder-name-safe label of a video file's name (``take 2.mp4`` → ``take_2``)."""
+    stem = path.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "_" for c in stem).strip("_")
+    return cleaned or "video"
+
+
 @dataclass(frozen=True)
 class Cancel:
     job_id: str

@@ -9,7 +9,9 @@ import bpy
 from bpy.props import StringProperty
 
 from .. import runtime
-from ..control.commands import Cancel, Connect, Disconnect, FetchSequence, Refresh, Resume, StopLocal, Submit
+from ..control.commands import (
+    Cancel, Connect, Disconnect, FetchSequence, Refresh, Resume, StopLocal, Submit, generate_request,
+)
 from ..preferences import backend_settings
 
 
@@ -204,26 +206,20 @@ class DYNTET_OT_generate(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         settings = context.scene.dyntet
         name = bpy.path.clean_name(settings.name)
-        if settings.last_frame and settings.last_frame <= settings.first_frame:
-            self.report({"ERROR"}, "The last frame must come after the first (or be 0 for the end)")
-            return {"CANCELLED"}
-        out = f"sequences/{name}_{settings.drive}"
-        params: dict = {"run": f"runs/{name}", "drive": settings.drive, "out": out}
-        if settings.first_frame or settings.last_frame:
-            params["frames"] = [settings.first_frame, settings.last_frame or None]
-        stage: dict[str, str] = {}
-        if settings.drive == "video":
-            if not settings.drive_video:
-                self.report({"ERROR"}, "Pick the driver video")
+        local = backend_settings(context).mode == "LOCAL"
+        video = settings.drive_video
+        if settings.drive == "video" and local and video:
+            video = bpy.path.abspath(video)
+            if not Path(video).is_file():
+                self.report({"ERROR"}, f"The driver video {video} does not exist")
                 return {"CANCELLED"}
-            if backend_settings(context).mode == "LOCAL":
-                stage["video"] = bpy.path.abspath(settings.drive_video)
-                params["video"] = ""
-            else:
-                params["video"] = settings.drive_video.replace("\\", "/").lstrip("/")
-        runtime.request_import(
-            out, context.scene, Submit("generate", params, label=f"Generate {name}", stage_files=stage, then_import=out)
-        )
+        try:
+            command = generate_request(name, settings.drive, first_frame=settings.first_frame,
+                                       last_frame=settings.last_frame, video=video, local=local)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        runtime.request_import(command.then_import, context.scene, command)
         return {"FINISHED"}
 
 

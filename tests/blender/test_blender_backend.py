@@ -256,42 +256,101 @@ def test_a_backend_that_exits_at_once_is_reported(prefs, tmp_path: Path) -> None
     assert runtime().STATE.local_exit_code == 1
 
 
+def _synthetic_dataset_with_audio(folder: Path) -> float:
+    """The synthetic subject (it has no audio) given a 16 kHz ``audio.wav`` by the dataset writer, so the
+    import's sound-strip path runs; returns its fps."""
+    from dyntet.data.dataset import Dataset, DatasetWriter
+    from dyntet.data.synthetic import SyntheticConfig, make_subject
+    from dyntet.generate.sequence import wav_bytes
+
+    make_subject(folder, SyntheticConfig(num_frames=24, size=128))
+    data = Dataset.open(folder)
+    seconds = data.tracking.pose.shape[0] / data.fps
+    samples = 0.5 * np.sin(np.linspace(0.0, 220.0 * 2 * np.pi * seconds, int(round(seconds * 16000))))
+    writer = DatasetWriter(folder, data.size, data.fps)  # re-opens the folder: finish() writes the manifest again
+    writer.write_audio(wav_bytes(samples))
+    writer.finish(data.tracking, data.face_model, data.manifest["source"])
+    return data.fps
+
+
 @pytest.mark.slow
 def test_train_generate_and_import_the_synthetic_subject(prefs, tmp_path: Path) -> None:
-    """The artist's path end to end: a dataset in the workspace → Train → Generate & Import; the imported
-    head then matches the generated sequence frame by frame."""
-    from dyntet.data.synthetic import SyntheticConfig, make_subject
-
+    """The artist's path end to end: a dataset in the workspace → Train → Generate & Import (frames 2–9 of
+    the training clip); the imported head then matches the generated sequence frame by frame, with its
+    material, World, timing and the driver's audio as a sound strip."""
+    for module in ("dyntet.train.api", "dyntet.generate.api", "dyntet.data.synthetic"):
+        pytest.importorskip(module)
     workspace = Path(prefs.workspace)
+    fps = _synthetic_dataset_with_audio(workspace / "datasets" / "synth")
     timed_operator(bpy.ops.dyntet.connect)
     wait_for(lambda: runtime().STATE.connected, 90, "the local backend")
-    for kind in ("train", "generate"):
-        if kind not in runtime().STATE.job_kinds:
-            pytest.skip(f"this backend has no '{kind}' job kind yet")
-    make_subject(workspace / "datasets" / "synth", SyntheticConfig(num_frames=24, size=128))
+    assert {"train", "generate"} <= set(runtime().STATE.job_kinds)  # this build has both: they must be offered
 
     settings = bpy.context.scene.dyntet
-    settings.name, settings.preset, settings.iterations, settings.device = "synth", "preview", 20, "cpu"
+    settings.name, settings.preset, settings.iterations, settings.device = "synth", "preview", 10, "cpu"
     assert timed_operator(bpy.ops.dyntet.train) == {"FINISHED"}
     wait_for(lambda: job_of("train") is not None and job_of("train").state in st_terminal(), 1800, "training")
     assert job_of("train").state == "done", job_of("train").error_message
 
-    settings.drive = "test"
+    settings.drive, settings.first_frame, settings.last_frame = "train", 2, 9
     assert timed_operator(bpy.ops.dyntet.generate) == {"FINISHED"}
     scene = bpy.context.scene
     wait_for(lambda: any(o.type == "MESH" for o in scene.objects) or
              (job_of("generate") is not None and job_of("generate").state in ("failed", "cancelled")),
              1800, "generation and import")
-    assert job_of("generate").state == "done", job_of("generate").error_message
+    generate = job_of("generate")
+    assert generate.state == "done", generate.error_message
+    assert generate.result["sequence"] == "sequences/synth_train" and generate.result["num_frames"] == 8
     obj = next(o for o in scene.objects if o.type == "MESH")
-    seq = read_sequence(workspace / "sequences" / "synth_test")
-    for n in sorted({0, seq.num_frames // 2, seq.num_frames - 1}):
+    seq = read_sequence(workspace / "sequences" / "synth_train")
+    assert seq.num_frames == 8 and Path(obj["dyntet_sequence"]) == (workspace / "sequences" / "synth_train").resolve()
+    assert (scene.render.fps, scene.frame_start, scene.frame_end) == (round(fps), 1, 8)
+    for n in (0, 3, 5, 7):
         scene.frame_set(scene.frame_start + n)
         error = np.abs(world_vertices(obj) - expected_world(seq.frame(n), seq.head_pose[n])).max()
         assert error <= TOLERANCE_M, (n, error)
-    material = obj.data.materials[0]
-    assert material.node_tree.nodes["ORM"].image.colorspace_settings.name == "Non-Color"
-    assert scene.world is not None
+
+    nodes = obj.data.materials[0].node_tree.nodes
+    assert nodes["Base Color"].image.colorspace_settings.name == "sRGB"
+    assert nodes["ORM"].image.colorspace_settings.name == "Non-Color"
+    environment = next(n for n in scene.world.node_tree.nodes if n.bl_idname == "ShaderNodeTexEnvironment")
+    assert environment.image.colorspace_settings.name == "Linear Rec.709"
+    strips = list(scene.sequence_editor.strips)
+    assert [s.type for s in strips] == ["SOUND"] and strips[0].frame_start == scene.frame_start
+    assert abs(strips[0].frame_final_duration - seq.num_frames) <= 1  # the audio under frames 2–9 only
+    assert Path(bpy.path.abspath(strips[0].sound.filepath)).name == "audio.wav"
+
+
+def test_generate_requests_follow_the_servers_job_kind(tmp_path: Path) -> None:
+    """The Generate panel's settings become the ``generate`` parameters the server validates
+    (``docs/protocol.md``): inclusive panel frames → half-open ``START:STOP``; a video drive is staged."""
+    from blender_addon.control.commands import generate_request
+    from dyntet.server.jobs.kinds import JOB_KINDS
+    from dyntet.server.workspace import Workspace
+
+    split = generate_request("anna", "test", first_frame=2, last_frame=9)
+    assert split.params == {"run": "runs/anna", "drive": "test", "out": "sequences/anna_test", "frames": "2:10"}
+    assert split.then_import == "sequences/anna_test" and split.stage_files == {}
+    assert generate_request("anna", "all", first_frame=5).params["frames"] == "5:"
+    assert "frames" not in generate_request("anna", "train").params
+    local = generate_request("anna", "video", video="/footage/Take 2.mp4")
+    assert local.stage_files == {"drive": "/footage/Take 2.mp4"} and local.params["out"] == "sequences/anna_Take_2"
+    remote = generate_request("anna", "video", video="videos/bob.mp4", local=False)
+    assert remote.params["drive"] == "videos/bob.mp4" and remote.stage_files == {}
+    for bad in ({"drive": "video"}, {"drive": "camera"}, {"drive": "test", "first_frame": 9, "last_frame": 2}):
+        with pytest.raises(ValueError):
+            generate_request("anna", **bad)
+
+    ws = Workspace(tmp_path / "ws")
+    (ws.root / "runs" / "anna" / "checkpoints").mkdir(parents=True)
+    for name in ("config.json", "checkpoints/last.pt"):
+        (ws.root / "runs" / "anna" / name).write_text("{}")
+    params, outputs = JOB_KINDS["generate"].check(split.params, ws)
+    assert params["frames"] == "2:10" and outputs == {"sequence": "sequences/anna_test"}
+    (ws.root / "videos").mkdir()
+    (ws.root / "videos" / "bob.mp4").write_bytes(b"x")
+    _, outputs = JOB_KINDS["generate"].check(remote.params, ws)
+    assert outputs == {"sequence": "sequences/anna_bob", "driver": "sequences/anna_bob.driver"}
 
 
 def st_terminal() -> tuple[str, ...]:

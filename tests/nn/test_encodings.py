@@ -204,3 +204,14 @@ def test_encoding_shapes_and_input_validation():
     assert enc(torch.rand(2, 5, 2)).shape == (2, 5, 12) and enc.output_dim == 12
     with pytest.raises(ValueError, match=r"\[\.\.\., 2\]"):
         enc(torch.rand(4, 3))
+
+
+def test_empty_batches_pass_through():
+    """A frame where the head covers no pixel gives zero points; encoders must not fail on it."""
+    points = torch.zeros(0, 3, requires_grad=True)
+    enc = HashGridEncoding(HashGridConfig(levels=3, log2_table_size=8, implementation="torch"))
+    out = enc(points)
+    assert out.shape == (0, 6)
+    out.sum().backward()
+    assert enc.grid.table.grad.abs().sum() == 0
+    assert FrequencyEncoding(num_frequencies=6)(torch.zeros(0, 3)).shape == (0, 39)

@@ -218,6 +218,13 @@ def _fresh_sibling(path: Path, tag: str) -> Path:
     return folder
 
 
+def writable(path: str | os.PathLike) -> bool:
+    """True when :func:`write_sequence` may write at ``path``: nothing there yet, an empty folder, or a
+    sequence folder it would replace. Lets a long ``generate`` refuse a bad destination before working."""
+    path = Path(path)
+    return not (path.exists() or path.is_symlink()) or _is_replaceable(path)
+
+
 def _is_replaceable(path: Path) -> bool:
     if path.is_dir() and not path.is_symlink():
         if not any(path.iterdir()):

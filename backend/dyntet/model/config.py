@@ -21,10 +21,11 @@ class GeometryConfig:
     expression_window: int = 27
     """Frames of α around the current one fed to the expression encoder (edges clamped)."""
     expression_feature_dim: int = 256
-    max_offset: float = 4.0
+    max_offset: float = 16.0
     """Bound on |f2| (tanh-scaled, grid units); Δv = e · f2 (Eq. 5). The bound only removes the e/f2
     scale ambiguity: it must be large, or the elastic regulariser (λ4 = λ3) wins against the deformation
-    loss and no expression motion is learnt (measured: with 0.1 the deformation loss does not move)."""
+    loss and no expression motion is learnt (measured on the synthetic subject: with 0.1 the deformation loss does not move; 16 fits
+    the rig's motion to 27 % of its energy in 1200 steps against 44 % with 4)."""
 
     def __post_init__(self) -> None:
         if self.grid_resolution < 4 or self.grid_resolution % 2:

@@ -82,14 +82,20 @@ class DynTet(nn.Module):
         config: the model configuration.
         face_model: the subject's linear face model (places the grid and initialises the SDF).
         mean_expression: float [K], ᾱ over the training frames.
+        expression_std: float [K], per-coefficient standard deviation over the training frames (the
+            expression encoder standardises its input with ᾱ and this).
     """
 
-    def __init__(self, config: ModelConfig, face_model: FaceModel, mean_expression: np.ndarray) -> None:
+    def __init__(self, config: ModelConfig, face_model: FaceModel, mean_expression: np.ndarray,
+                 expression_std: np.ndarray | None = None) -> None:
         super().__init__()
         self.config = config
         geo = config.geometry
         num_expression = face_model.num_expression
         self.geometry = GeometryNetwork(geo, num_expression)
+        self.geometry.expression_encoder.set_input_statistics(
+            torch.as_tensor(mean_expression),
+            torch.as_tensor(expression_std if expression_std is not None else np.ones(num_expression)))
         self.appearance = AppearanceNetwork(config.appearance, geo.expression_feature_dim)
         res = config.light.cube_resolution
         self.light = CubeMapLight(CubeLightConfig(base_resolution=res, min_resolution=min(16, res),

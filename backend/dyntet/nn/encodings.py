@@ -65,7 +65,7 @@ class FrequencyEncoding(nn.Module):
             raise ValueError(f"FrequencyEncoding expects [..., {self.input_dim}], got shape {tuple(x.shape)}")
         angles = x[..., None, :] * self._scales.to(x.dtype)[:, None]              # [..., L, D]
         waves = torch.stack([angles.sin(), angles.cos()], dim=-2)                  # [..., L, 2, D]
-        waves = waves.reshape(*x.shape[:-1], -1)
+        waves = waves.reshape(*x.shape[:-1], 2 * self.num_frequencies * self.input_dim)
         return torch.cat([x, waves], dim=-1) if self.include_input else waves
 
 

@@ -8,11 +8,14 @@ each vertex ``c`` into ``T`` entries with ``(c_0·π_0 xor c_1·π_1 xor …) mo
 805459861, 3674653429). Features of the ``2^d`` cell corners are blended with (bi/tri)linear weights.
 
 How it is vectorised: all levels that share a storage kind (the dense prefix, the hashed rest) are done
-at once; per dimension we form the two corner contributions (index part and weight part) and combine
-them across dimensions by broadcasting, so no Python loop runs over corners or points. The table lookup
-is a custom autograd function whose backward scatters ``weight · grad`` into the table (one 1-D
-``scatter_add_`` per feature, much faster on CPU than a 2-D ``index_add_``) and recomputes corner
-features only when the input positions need a gradient.
+at once, with the point axis innermost; per dimension we form the two corner parts of the table index
+and combine them across dimensions by broadcasting (xor for hashed levels, sum for dense ones), so no
+Python loop runs over points or levels. Corner features are then gathered and blended one corner at a
+time (2^d steps), which avoids a [levels, 2^d, N, F] temporary. Everything runs inside one custom
+autograd function: the forward pass keeps only corner indices and cell fractions; the backward pass
+scatters ``weight · grad`` into the table (one 1-D ``scatter_add_`` per feature, much faster on CPU
+than a 2-D ``index_add_``) and differentiates the blend weights analytically when the positions need a
+gradient (the appearance network's inputs move with the geometry).
 """
 
 from __future__ import annotations
@@ -173,8 +176,8 @@ class TorchHashGrid(nn.Module):
 
     Shapes: ``forward(x float [N, d] in [0, 1]^d) → float [N, levels · features_per_level]``, level-major
     (level 0's features first). Inputs outside the unit cube are clamped onto it.
-    Memory: the backward pass keeps ``levels · 2^d`` int32 indices and float32 weights per point
-    (≈ 1 KB per 3-D point at 16 levels).
+    Memory: the backward pass keeps ``levels · 2^d`` int32 corner indices and ``levels · d`` float cell
+    fractions per point (0.7 KB per 3-D point at 16 levels).
     """
 
     def __init__(self, levels: int, features_per_level: int, log2_table_size: int, base_resolution: int,
@@ -201,7 +204,7 @@ class TorchHashGrid(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.table.dtype).clamp(0.0, 1.0)
-        return _HashGridFunction.apply(x, self.table, self).reshape(x.shape[0], -1)
+        return _HashGridFunction.apply(x, self.table, self).reshape(x.shape[0], self.output_dim)
 
     def groups(self) -> list[tuple[slice, bool]]:
         """Level ranges sharing a storage kind: (the dense prefix, False), (the hashed rest, True)."""

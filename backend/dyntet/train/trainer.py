@@ -43,7 +43,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_model(config: TrainConfig, dataset: Dataset) -> DynTet:
-    return DynTet(config.model, dataset.face_model, mean_expression(dataset))
+    train = list(dataset.split("train"))
+    return DynTet(config.model, dataset.face_model, mean_expression(dataset),
+                  dataset.tracking.expression[train].std(0))
 
 
 def initialise_sdf(model: DynTet, dataset: Dataset, steps: int, seed: int) -> float:

@@ -8,11 +8,12 @@ and learn the kinds from ``hello``).
 from __future__ import annotations
 
 import importlib.util
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from dyntet_protocol.errors import ErrorCode, ProtocolError
-from dyntet_protocol.schema import Float, Int, JsonMap, Nullable, Record, RelPath, Str
+from dyntet_protocol.schema import Bool, Field, Float, Int, JsonMap, Nullable, Record, RelPath, Str, fail
 
 from ..workspace import PathKind, Workspace
 
@@ -48,6 +49,10 @@ class JobKind:
     """Checkpoint file relative to the first output folder."""
     validate: Callable[[dict[str, Any]], None] | None = None
     """Extra checks of the parameters' meaning (cheap, no torch); raises ProtocolError."""
+    check_paths: Callable[[dict[str, Any], Workspace], dict[str, str]] | None = None
+    """Checks of paths whose meaning depends on other parameters (a drive that is a split name or a path,
+    an output that is a file or a folder); returns further outputs by role. Cheap, no torch; raises
+    ProtocolError."""
 
     def available(self) -> bool:
         if self.requires is None:
@@ -74,6 +79,8 @@ class JobKind:
         for role, name in self.outputs:
             ws.resolve_output(params[name])
             outputs[role] = params[name]
+        if self.check_paths is not None:
+            outputs.update(self.check_paths(params, ws))
         return params, outputs
 
     def checkpoint_path(self, outputs: dict[str, str]) -> str | None:
@@ -102,6 +109,106 @@ def _check_training_settings(params: dict[str, Any]) -> None:
     except (ValueError, TypeError) as exc:
         raise ProtocolError(ErrorCode.BAD_REQUEST, f"params.params: {exc}",
                             {"field": "params.params", "preset": params["preset"]}) from None
+
+
+SPLITS = ("train", "test", "all")
+"""Drive sources that name a split of the run's own dataset (the same as ``dyntet.generate.drive.SPLITS``,
+written out so that defining the schema imports nothing of the generation package)."""
+
+
+@dataclass(frozen=True)
+class SplitOrPath(Field):
+    """A split of the run's own dataset by name, or a workspace-relative path (checked like RelPath)."""
+
+    splits: tuple[str, ...] = SPLITS
+
+    def check(self, value: Any, where: str) -> str:
+        if not isinstance(value, str):
+            raise fail(where, self.describe(), value)
+        return value if value in self.splits else RelPath().check(value, where)
+
+    def describe(self) -> str:
+        return (", ".join(repr(s) for s in self.splits)
+                + " or a workspace-relative dataset folder or video like 'datasets/bob' or 'videos/bob.mp4'")
+
+
+_FRAMES = re.compile(r"(\d{0,9}):(\d{0,9})")
+
+
+def _check_generate(params: dict[str, Any]) -> None:
+    """A frame range must be non-empty (its bounds against the clip are checked by the job)."""
+    frames = params["frames"]
+    if frames is None:
+        return
+    start, stop = _FRAMES.fullmatch(frames).groups()  # the field's pattern guarantees the match
+    if start and stop and int(stop) <= int(start):
+        raise ProtocolError(ErrorCode.BAD_REQUEST,
+                            f"params.params.frames: {frames!r} is empty: STOP must be greater than START",
+                            {"field": "params.params.frames", "expected": "START:STOP with START < STOP",
+                             "got": frames})
+
+
+def _generate_paths(params: dict[str, Any], ws: Workspace) -> dict[str, str]:
+    """The drive source exists (a dataset folder or a video file unless it names a split) and ``out`` may be
+    (re)written as a sequence folder; a video drive also writes its preprocessed dataset beside ``out``."""
+    from dyntet.generate.sequence import writable  # numpy and PIL only; the server never imports torch
+
+    drive, outputs = params["drive"], {}
+    if drive not in SPLITS:
+        where = "params.params.drive"
+        try:
+            real = ws.resolve(drive)
+        except ProtocolError as exc:
+            if exc.code != ErrorCode.NOT_FOUND:
+                raise
+            raise ProtocolError(ErrorCode.NOT_FOUND,
+                                f"{where}: {drive!r} is neither a split ({', '.join(SPLITS)}) nor a dataset folder "
+                                "or video in the workspace", {"field": where, "path": drive}) from None
+        if real.is_dir() and not (real / "manifest.json").is_file():
+            raise ProtocolError(ErrorCode.NOT_FOUND,
+                                f"{where}: {drive} is a folder but not a dataset (no manifest.json); preprocess "
+                                "the clip first, or pass the video", {"field": where, "path": drive,
+                                                                      "expected": "manifest.json"})
+        if real.is_file():
+            driver = f"{params['out']}.driver"  # where dyntet.generate.drive preprocesses a driving video
+            ws.resolve_output(driver)
+            outputs["driver"] = driver
+    if not writable(ws.resolve_output(params["out"])):
+        raise ProtocolError(ErrorCode.INVALID_STATE,
+                            f"{params['out']} exists and is not a sequence folder; refusing to replace it",
+                            {"path": params["out"]})
+    return outputs
+
+
+def _check_export(params: dict[str, Any]) -> None:
+    """Option combinations the exporters do not have are refused, not ignored."""
+    problem = None
+    if params["format"] == "obj" and params["rig"] != "per-frame":
+        problem = ("rig", "'per-frame' for format 'obj' (OBJ has no blend shapes)")
+    elif params["targets"] is not None and params["rig"] != "pca":
+        problem = ("targets", "nil unless rig is 'pca'")
+    elif params["format"] == "glb" and not params["out"].lower().endswith(".glb"):
+        problem = ("out", "a file name ending in .glb for format 'glb'")
+    if problem is not None:
+        where = f"params.params.{problem[0]}"
+        raise ProtocolError(ErrorCode.BAD_REQUEST, f"{where}: expected {problem[1]}",
+                            {"field": where, "expected": problem[1], "got": str(params[problem[0]])[:200]})
+
+
+def _export_paths(params: dict[str, Any], ws: Workspace) -> dict[str, str]:
+    """A ``.glb`` may replace a file but not a folder; an OBJ sequence needs a new or empty folder."""
+    out = params["out"]
+    if params["format"] == "glb":
+        if ws.resolve(out, must_exist=False).is_dir():
+            raise ProtocolError(ErrorCode.INVALID_STATE, f"{out} is a folder; name the .glb file to write",
+                                {"path": out})
+    else:
+        real = ws.resolve_output(out)
+        if real.exists() and any(real.iterdir()):
+            raise ProtocolError(ErrorCode.INVALID_STATE,
+                                f"{out} is not empty; an OBJ sequence needs a new or empty folder", {"path": out})
+    return {"export": out}
+
 
 JOB_KINDS: dict[str, JobKind] = {
     "selftest": JobKind(
@@ -134,7 +241,32 @@ JOB_KINDS: dict[str, JobKind] = {
         inputs=(PathRule("dataset", "dir", "manifest.json"),), outputs=(("run", "run"),),
         requires="dyntet.train.api", resumable=True, checkpoint="checkpoints/last.pt",
         validate=_check_training_settings),
+    "generate": JobKind(
+        name="generate",
+        summary="drive a trained avatar with a split of its clip, another dataset or a video; writes a sequence "
+                "folder",
+        target=f"{_TARGETS}:generate",
+        params=Record({"run": RelPath(), "drive": SplitOrPath(), "out": RelPath(),
+                       "frames": Nullable(Str(max_len=19, pattern=_FRAMES.pattern)),
+                       "pose": Str(choices=("driver", "target")), "texture_size": Int(min=64, max=8192),
+                       "device": _DEVICE},
+                      defaults={"frames": None, "pose": "driver", "texture_size": 1024, "device": "auto"}),
+        inputs=(PathRule("run", "dir", "config.json"), PathRule("run", "dir", "checkpoints/last.pt")),
+        outputs=(("sequence", "out"),), requires="dyntet.generate.api",
+        validate=_check_generate, check_paths=_generate_paths),
+    "export": JobKind(
+        name="export",
+        summary="export a sequence folder as a glTF binary (.glb, per-frame or PCA morph targets) or an OBJ "
+                "sequence",
+        target=f"{_TARGETS}:export",
+        params=Record({"sequence": RelPath(), "format": Str(choices=("glb", "obj")),
+                       "rig": Str(choices=("per-frame", "pca")), "targets": Nullable(Int(min=1, max=1024)),
+                       "out": RelPath(), "head_pose": Bool(), "textures": Bool()},
+                      defaults={"format": "glb", "rig": "per-frame", "targets": None, "head_pose": True,
+                                "textures": True}),
+        inputs=(PathRule("sequence", "dir", "manifest.json"),), requires="dyntet.export.gltf",
+        validate=_check_export, check_paths=_export_paths),
 }
-"""Job kinds by name. Generate/export join here when their library functions exist."""
+"""Job kinds by name."""
 
-__all__ = ["JOB_KINDS", "JobKind", "PathRule"]
+__all__ = ["JOB_KINDS", "SPLITS", "JobKind", "PathRule", "SplitOrPath"]

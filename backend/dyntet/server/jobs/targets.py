@@ -15,7 +15,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from dyntet.progress import ProgressFn, StopFn
+from dyntet.progress import Cancelled, Progress, ProgressFn, StopFn
 
 
 def selftest(params: dict[str, Any], *, workspace: Path, resume: bool, progress: ProgressFn,
@@ -51,6 +51,69 @@ def train(params: dict[str, Any], *, workspace: Path, resume: bool, progress: Pr
     run(workspace / params["dataset"], run_dir, preset=params["preset"], overrides=overrides or None,
         device=params["device"], resume=resume, progress=progress, should_stop=should_stop)
     return {"run": params["run"], "resumed": resume}
+
+
+def generate(params: dict[str, Any], *, workspace: Path, resume: bool, progress: ProgressFn,
+             should_stop: StopFn) -> dict[str, Any]:
+    """``dyntet.generate.api.generate``; a resumed job starts again (a video driver's dataset is reused)."""
+    from dyntet.generate.api import GenerateConfig
+    from dyntet.generate.api import generate as run
+    from dyntet.generate.bake import BakeConfig
+    from dyntet.generate.drive import SPLITS, DriveOptions, FrameRange
+    from dyntet.generate.sequence import read_sequence
+
+    drive = params["drive"] if params["drive"] in SPLITS else str(workspace / params["drive"])
+    config = GenerateConfig(
+        drive=drive, drive_options=DriveOptions(frames=FrameRange.parse(params["frames"]), pose=params["pose"]),
+        bake=BakeConfig(size=params["texture_size"]), device=params["device"])
+    out = run(workspace / params["run"], workspace / params["out"], config, progress=progress,
+              should_stop=should_stop)
+    seq = read_sequence(out)
+    result = {"sequence": params["out"], "num_frames": seq.num_frames, "num_vertices": seq.num_vertices,
+              "num_faces": seq.num_faces, "fps": float(seq.fps), "has_audio": seq.audio is not None}
+    if drive not in SPLITS and Path(drive).is_file():  # a video: preprocessed beside the sequence
+        result["driver"] = f"{params['out']}.driver"
+    return result
+
+
+def export(params: dict[str, Any], *, workspace: Path, resume: bool, progress: ProgressFn,
+           should_stop: StopFn) -> dict[str, Any]:
+    """``write_glb`` or ``write_obj_sequence``; stopping is honoured at each progress report (the writers
+    leave no partial file behind)."""
+    from dyntet.generate.sequence import read_sequence
+
+    seq = read_sequence(workspace / params["sequence"])
+    out = workspace / params["out"]
+    report = _stoppable(progress, should_stop)
+    report(Progress("read", 1, 1, f"{seq.num_frames} frames of {seq.num_vertices} vertices"))
+    if params["format"] == "obj":
+        from dyntet.export.obj import ObjConfig, write_obj_sequence
+
+        paths = write_obj_sequence(out, seq, ObjConfig(apply_head_pose=params["head_pose"],
+                                                       textures=params["textures"]), progress=report)
+        return {"format": "obj", "path": params["out"], "num_files": len(paths)}
+    from dyntet.export.gltf import GltfConfig, write_glb
+    from dyntet.export.pca import PcaConfig
+
+    config = GltfConfig(rig=params["rig"], pca=PcaConfig(num_targets=params["targets"]),
+                        animate_head_pose=params["head_pose"], textures=params["textures"])
+    written = write_glb(out, seq, config, progress=report)
+    pca = None if written.pca is None else {k: float(v) if isinstance(v, float) else int(v)
+                                            for k, v in dataclasses.asdict(written.pca).items()}
+    return {"format": "glb", "path": params["out"], "size_bytes": int(written.size_bytes),
+            "num_targets": int(written.num_targets), "num_vertices": int(written.num_vertices), "pca": pca}
+
+
+def _stoppable(progress: ProgressFn, should_stop: StopFn) -> ProgressFn:
+    """``progress`` that raises :class:`Cancelled` once ``should_stop()`` is true (for library functions that
+    report progress but take no ``should_stop``)."""
+
+    def report(update: Progress) -> None:
+        if should_stop():
+            raise Cancelled(f"stopped during {update.stage}")
+        progress(update)
+
+    return report
 
 
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
