@@ -85,7 +85,9 @@ def _load_lpips():
 
     if importlib.util.find_spec("lpips") is None:
         return None, "the optional package 'lpips' is not installed (see README: optional extras)"
-    hub = os.path.join(torch.hub.get_dir(), "checkpoints")
+    # Where torchvision keeps downloaded weights; we only look, never fetch.
+    torch_home = os.environ.get("TORCH_HOME", os.path.join(os.path.expanduser("~"), ".cache", "torch"))
+    hub = os.path.join(torch_home, "hub", "checkpoints")
     if not os.path.isdir(hub) or not any(name.startswith("alexnet") for name in os.listdir(hub)):
         return None, f"AlexNet backbone weights are not in {hub}; place them there to enable LPIPS"
     try:
