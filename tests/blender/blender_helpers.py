@@ -14,6 +14,9 @@ import numpy as np
 
 from dyntet.generate.sequence import BlendShapeRig, Sequence, wav_bytes, write_sequence
 
+REPO = Path(__file__).resolve().parents[2]
+ADDON_MODULE = "blender_addon"
+
 
 def sphere(rings: int = 12, segments: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Vertices [V, 3], faces [F, 3] (CCW from outside), uv [U, 2], uv_faces [F, 3] of a closed sphere."""

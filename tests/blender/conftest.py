@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-ADDON_MODULE = "blender_addon"
+from blender_helpers import ADDON_MODULE, REPO  # noqa: E402  (one definition, importable by tests)
 
 for path in (str(REPO), str(HERE)):
     if path not in sys.path:

@@ -14,7 +14,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from conftest import ADDON_MODULE, REPO  # noqa: E402
+from blender_helpers import ADDON_MODULE, REPO  # noqa: E402
 
 MANIFEST = REPO / "blender_addon" / "blender_manifest.toml"
 

@@ -24,7 +24,7 @@ pytest.importorskip("dyntet.server.app")
 from blender_addon.control.commands import Submit  # noqa: E402
 from blender_addon.io.sequence import read_sequence  # noqa: E402
 from blender_helpers import free_port_pair  # noqa: E402
-from conftest import ADDON_MODULE  # noqa: E402
+from blender_helpers import ADDON_MODULE  # noqa: E402
 from test_blender_import import TOLERANCE_M, expected_world, world_vertices  # noqa: E402
 from test_blender_panels import draw  # noqa: E402
 
@@ -377,7 +377,7 @@ print("PID", runtime.STATE.local_pid, flush=True)
 
 @pytest.mark.parametrize("stop_on_quit", [True, False])
 def test_quitting_blender_stops_the_backend_it_started(tmp_path: Path, stop_on_quit: bool) -> None:
-    from conftest import REPO
+    from blender_helpers import REPO
 
     script = QUIT_SCRIPT.format(repo=str(REPO), module=ADDON_MODULE, workspace=str(tmp_path / "ws"),
                                 port=free_port_pair(), stop=stop_on_quit)

@@ -24,7 +24,7 @@ from blender_addon.io.convert import (
     poses_to_blender,
 )
 from blender_addon.io.sequence import SequenceFormatError, normalise_rig, read_sequence
-from conftest import REPO
+from blender_helpers import REPO
 
 
 @pytest.fixture
