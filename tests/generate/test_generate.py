@@ -86,7 +86,7 @@ def test_cross_identity_drive_moves_the_jaw_with_the_drivers_jaw(cross_sequence,
     direction = shape[moving].mean(0) / np.linalg.norm(shape[moving].mean(0))
     rest = seq.vertices.mean(0)
     near, _ = cKDTree(face.mean_shape[moving]).query(rest, k=1)
-    region = near < 0.015                              # the grid-32 mesh has a vertex every ≈ 1 cm
+    region = near < 0.02                               # the grid-32 mesh has a vertex every ≈ 1 cm
     assert region.sum() >= 10
     motion = ((seq.vertices[:, region] - rest[region]) @ direction).mean(1)              # metres, [T]
     correlation = np.corrcoef(motion, driver_jaw)[0, 1]
