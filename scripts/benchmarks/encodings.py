@@ -24,18 +24,10 @@ import torch
 from dyntet.nn.encodings import FrequencyEncoding, HashGridConfig, HashGridEncoding
 from dyntet.nn.mlp import MLP
 
+from benchmarks._timing import median_ms
+
 REPEATS = 5
 POINTS = 100_000
-
-
-def _median_ms(fn, repeats: int = REPEATS) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def run() -> dict:
@@ -44,7 +36,7 @@ def run() -> dict:
     enc = HashGridEncoding(HashGridConfig(implementation="torch"))
     x = torch.rand(POINTS, 3)
     with torch.no_grad():
-        figures["hash_fwd_ms"] = _median_ms(lambda: enc(x))
+        figures["hash_fwd_ms"] = median_ms(lambda: enc(x))
 
     def table_step():
         enc.zero_grad(set_to_none=True)
@@ -57,15 +49,15 @@ def run() -> dict:
         x_grad.grad = None
         enc(x_grad).square().sum().backward()
 
-    figures["hash_fwd_bwd_ms"] = _median_ms(table_step)
-    figures["hash_fwd_bwd_pos_ms"] = _median_ms(position_step)
+    figures["hash_fwd_bwd_ms"] = median_ms(table_step)
+    figures["hash_fwd_bwd_pos_ms"] = median_ms(position_step)
     print(f"hash grid, default config, N = {POINTS}: forward {figures['hash_fwd_ms']:.0f} ms, "
           f"+ table backward {figures['hash_fwd_bwd_ms']:.0f} ms, "
           f"+ position backward {figures['hash_fwd_bwd_pos_ms']:.0f} ms ({figures['threads']} threads)")
 
     freq = FrequencyEncoding(6)
     grid_points = torch.rand(277_000, 3) - 0.5
-    figures["freq_fwd_ms"] = _median_ms(lambda: freq(grid_points))
+    figures["freq_fwd_ms"] = median_ms(lambda: freq(grid_points))
     print(f"frequency encoding L = 6, 277k points: {figures['freq_fwd_ms']:.1f} ms")
 
     figures.update(_fit_image())

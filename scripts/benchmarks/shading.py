@@ -26,17 +26,9 @@ from dyntet.render import pbr
 from dyntet.render.light import CubeMapLight, LightConfig
 from dyntet.render.prefilter import prefilter_operator
 
+from benchmarks._timing import median_ms
+
 REPEATS = 5
-
-
-def _median_ms(fn, repeats: int = REPEATS) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def run() -> dict:
@@ -51,7 +43,7 @@ def run() -> dict:
         light.build()
         figures[f"light{res}_operator_s"] = time.perf_counter() - start
         figures[f"light{res}_nnz"] = prefilter_operator(light.config.plan(), torch.device("cpu"), torch.float32).nnz
-        figures[f"light{res}_build_ms"] = _median_ms(light.build)
+        figures[f"light{res}_build_ms"] = median_ms(light.build)
 
         def backward():
             light.zero_grad(set_to_none=True)
@@ -84,15 +76,15 @@ def run() -> dict:
     kd = torch.rand(n, 3)
     orm = torch.rand(n, 3)
     with torch.no_grad():
-        figures["shade_ms"] = _median_ms(lambda: pbr.shade(normals, view, kd, orm, built))
+        figures["shade_ms"] = median_ms(lambda: pbr.shade(normals, view, kd, orm, built))
     kd_grad = kd.clone().requires_grad_()
 
     def shade_step():
         light.zero_grad(set_to_none=True)
         pbr.shade(normals, view, kd_grad, orm, light.build()).sum().backward()
 
-    figures["shade_fwd_bwd_ms"] = _median_ms(shade_step)
-    figures["equirect_ms"] = _median_ms(lambda: light.to_equirect(256))
+    figures["shade_fwd_bwd_ms"] = median_ms(shade_step)
+    figures["equirect_ms"] = median_ms(lambda: light.to_equirect(256))
     print(f"shade 512² pixels: {figures['shade_ms']:.0f} ms; with light build + backward "
           f"{figures['shade_fwd_bwd_ms']:.0f} ms; to_equirect(256) {figures['equirect_ms']:.0f} ms")
     return figures
