@@ -3,6 +3,7 @@ timeouts and reconnects, stale replies, retries, pipelined fetches, events and h
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Callable
@@ -140,11 +141,13 @@ def test_late_replies_to_abandoned_requests_are_discarded(scripted):
 
 
 def test_timeout_when_nobody_listens():
+    # A port bound but never listened on refuses connections and cannot be taken by anyone else —
+    # including the client itself: a freed ephemeral port can be reused as the client's own source
+    # port, and TCP then connects the socket to itself (seen once in CI).
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", 0))
+    endpoint = f"tcp://127.0.0.1:{holder.getsockname()[1]}"
     context = zmq.Context()
-    probe = context.socket(zmq.ROUTER)
-    probe.bind("tcp://127.0.0.1:*")
-    endpoint = probe.last_endpoint.decode()
-    probe.close(0)
     client = Client(endpoint, timeout_s=0.2, retries=1, context=context)
     start = time.monotonic()
     with pytest.raises(RequestTimeout) as err:
@@ -153,6 +156,7 @@ def test_timeout_when_nobody_listens():
     assert err.value.code == ErrorCode.TIMEOUT and isinstance(err.value, TimeoutError)
     client.close()
     context.term()
+    holder.close()
 
 
 def test_pipelined_fetch_reassembles_out_of_order_chunks(scripted):
