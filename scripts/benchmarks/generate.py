@@ -11,10 +11,9 @@
 * ``bake_s``: UV atlas (xatlas) + 1024² bake (rasterise in UV space, query G on every covered texel, pad)
   of the r = 64 head mesh with the ``preview`` preset's appearance network; ``bake_s_128`` the same for
   the r = 128 mesh with the paper's appearance network (16-level hash grid, 5 × 256 MLP).
-* glb figures: by default the export benchmark's 300-frame synthetic talking head (``benchmarks.export``),
-  because a CPU-trainable avatar does not deform enough to judge a rig (see docs/benchmarks.md). With
-  ``DYNTET_BENCH_RUN=/path/to/run`` a 300-frame sequence generated from that run (its own clip, looped
-  back and forth when shorter) is exported as well (``gen_*`` keys).
+* glb figures: always the export benchmark's 300-frame synthetic talking head (``benchmarks.export``,
+  which needs no trained run). With ``DYNTET_BENCH_RUN=/path/to/run`` a 300-frame sequence generated from
+  that run (its own clip, looped back and forth when shorter) is exported as well (``gen_*`` keys).
 """
 
 from __future__ import annotations

@@ -100,7 +100,7 @@ def preset(name: str) -> TrainConfig:
                                             num_layers=3, expression_dim=8),
                 light=LightConfig(cube_resolution=16),
             ),
-            iterations=1800, batch_size=1, render_size=256, learning_rate=1e-3, final_learning_rate=1e-5,
+            iterations=2600, batch_size=1, render_size=256, learning_rate=1e-3, final_learning_rate=1e-5,
             appearance_lr_scale=10.0, face_samples=2048, sdf_init_steps=1000, lambda_fdl=1e4,
             checkpoint_every=200, checkpoint_minutes=2.0, preview_every=200)
     raise ValueError(f"unknown preset {name!r}: choose preview or full")
