@@ -60,7 +60,8 @@ class DynTetSettings(bpy.types.PropertyGroup):
 
     footage: StringProperty(
         name="Video",
-        description="The talking-head video to learn from (remote backends: a path inside their workspace)",
+        description="The talking-head video to learn from (a remote backend receives a copy in its workspace; "
+        "a path that is not a file here names a file inside the remote workspace)",
         subtype="FILE_PATH",
     )
     name: StringProperty(

@@ -61,6 +61,12 @@ def send(command: Command) -> None:
     worker().send(command)
 
 
+def cancel_transfer() -> None:
+    """Stop the running upload (never blocks; the worker notices between two chunks)."""
+    if _worker is not None and _worker.alive:
+        _worker.cancel_transfer()
+
+
 def remember_settings(settings: BackendSettings) -> None:
     """Keep what quitting needs to know (``atexit`` must not read preferences)."""
     global _stop_on_quit, _state_dir

@@ -72,8 +72,9 @@ class Submit:
     params: dict[str, Any]
     label: str = ""
     stage_files: dict[str, str] = field(default_factory=dict)
-    """``{param name: absolute local path}``: files a LOCAL backend must find in its workspace (copied in
-    under ``footage/`` first, and the parameter set to the workspace-relative path)."""
+    """``{param name: absolute local path}``: files on this machine the backend must find in its workspace.
+    The worker copies them in under ``footage/`` (LOCAL; a file already inside is used where it is) or
+    uploads them there (REMOTE), then sets the parameter to the workspace-relative path."""
     then_import: str = ""
     """Workspace-relative sequence folder to bring to this machine (and import) when the job is done."""
 
@@ -91,8 +92,9 @@ def generate_request(name: str, drive: str, *, first_frame: int = 0, last_frame:
         drive: a split (``train``, ``test``, ``all``) or ``video``.
         first_frame, last_frame: the driver frames to generate, both included; ``last_frame`` 0 means
             to the end. Sent as the half-open ``"START:STOP"`` the server expects.
-        video: with ``drive="video"``: a file on this machine (``local``; copied into the workspace by the
-            worker) or a path inside a remote backend's workspace.
+        video: with ``drive="video"``: a file on this machine (``local``; copied or uploaded into the
+            workspace by the worker) or a path inside a remote backend's workspace.
+        local: ``video`` is a file on this machine.
 
     Raises:
         ValueError: a setting the panel should report (the message says which).

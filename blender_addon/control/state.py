@@ -109,6 +109,28 @@ class ClearProblem:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """A local file on its way into a remote backend's workspace (footage, before its job is submitted)."""
+
+    kind: str
+    """The job kind it is for (the panel of that kind shows the progress)."""
+    name: str
+    """The file's name on this machine."""
+    stage: Literal["hashing", "uploading", "done", "failed", "cancelled"]
+    done: int = 0
+    """Bytes hashed or acknowledged by the server."""
+    total: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.stage in ("hashing", "uploading")
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, max(0.0, self.done / self.total)) if self.total > 0 else 0.0
+
+
+@dataclass(frozen=True)
 class SequenceReady:
     """A generated sequence is on this machine at ``path``: the main thread imports it."""
 
@@ -120,7 +142,7 @@ class SequenceReady:
 
 Update = Union[
     Connecting, Connected, ConnectionLost, Disconnected, LocalProcess, JobUpdate, JobLog, Listing, Problem,
-    ClearProblem, SequenceReady,
+    ClearProblem, SequenceReady, Transfer,
 ]
 
 
@@ -179,6 +201,8 @@ class BackendState:
     problem: Problem | None = None
     ready: list[SequenceReady] = field(default_factory=list)
     """Sequences waiting to be imported by the main thread."""
+    transfer: Transfer | None = None
+    """The latest upload of footage to a remote backend (shown while it runs)."""
 
     # -- derived views for the panels -------------------------------------------------------------
 
@@ -197,8 +221,8 @@ class BackendState:
 
     @property
     def busy(self) -> bool:
-        """A job is queued or running: heavy buttons grey out."""
-        return any(job.active for job in self.jobs.values())
+        """A job is queued or running, or footage is being uploaded for one: heavy buttons grey out."""
+        return any(job.active for job in self.jobs.values()) or (self.transfer is not None and self.transfer.active)
 
     @property
     def phase(self) -> Literal["disconnected", "idle", "busy", "failed"]:
@@ -250,6 +274,8 @@ class BackendState:
             self.problem = None
         elif isinstance(update, SequenceReady):
             self.ready.append(update)
+        elif isinstance(update, Transfer):
+            self.transfer = update
         else:
             raise TypeError(f"unknown backend update {type(update).__name__}")
 
@@ -284,6 +310,8 @@ HINTS = {
     "unavailable": "This backend lacks a part needed for this job (see the backend's log)",
     "queue_full": "Wait for the running jobs to finish, or cancel one",
     "shutting_down": "The backend is stopping: start it again",
+    "no_space": "Free disk space on the backend's machine, then press the button again (the upload continues)",
+    "too_large": "The file is larger than the backend accepts (dyntet serve --max-upload-gib)",
 }
 
 

@@ -1,9 +1,12 @@
-"""Bringing backend files to this machine: sequence folders and a dataset's tracking report. No ``bpy``.
+"""Files between this machine and the backend: sequence folders and a dataset's tracking report come
+here, footage goes to a remote backend. No ``bpy``.
 
 A local backend's workspace is on this disk, so its files are read where they are (``docs/protocol.md``:
 "on one machine a client may read sequence files directly"). A remote backend's files travel in chunks
 with ``Client.fetch_file`` into the add-on's user folder; a folder appears under its final name only when
-complete, so an interrupted download is never imported.
+complete, so an interrupted download is never imported. Footage for a remote backend travels the other
+way with ``Client.upload`` (``upload.*`` requests): resumable, checked by SHA-256, and placed under
+``footage/`` only when complete.
 """
 
 from __future__ import annotations
@@ -11,7 +14,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Callable
+
+FOOTAGE_FOLDER = "footage"
+"""Where footage from this machine goes in the backend's workspace."""
+
+TransferProgress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: stage ``"hashing"`` (reading the local file) or ``"uploading"``."""
 
 from .commands import BackendSettings
 
@@ -82,3 +91,47 @@ def dataset_report(client: Any, settings: BackendSettings, dataset: str, key: st
         text = client.fetch_bytes(f"{dataset}/report.json").decode("utf-8")
     report = json.loads(text)
     return sheet, report if isinstance(report, dict) else {}
+
+
+def upload_name(file_name: str, digest: str = "") -> str:
+    """A name the server's path rules accept for a local file (no leading ``.`` or ``~``, no ``:``,
+    backslashes or control characters); with ``digest``, the start of the file's SHA-256 is added so the
+    name cannot meet another file's (``take 1.mov`` → ``take 1_3fa9c2d17e01.mov``)."""
+    stem, dot, suffix = file_name.rpartition(".")
+    if not dot or not stem:
+        stem, suffix = file_name, ""
+
+    def clean(text: str) -> str:
+        return "".join(c if c.isalnum() or c in "-_ " else "_" for c in text).strip(" _")
+
+    stem = clean(stem)[:120] or "video"
+    suffix = clean(suffix)[:16]
+    if digest:
+        stem = f"{stem}_{digest[:12]}"
+    return f"{stem}.{suffix}" if suffix else stem
+
+
+def upload_footage(client: Any, source: Path, progress: TransferProgress) -> dict[str, Any]:
+    """Send the video ``source`` into a remote backend's workspace under ``footage/``.
+
+    The same file sent again costs nothing (the server already holds those bytes), and an interrupted
+    upload continues where it stopped. When another file already has that name there, this one gets its
+    content hash in the name, so nothing on the server is replaced.
+
+    Returns ``Client.upload``'s result: ``path`` (workspace-relative), ``existing``, ``sent``, ….
+    Raises ProtocolError (``no_space``, ``too_large``, ``timeout`` …) or whatever ``progress`` raises.
+    """
+    from dyntet_protocol.client import file_sha256
+
+    digest = file_sha256(source, progress=lambda done, total: progress("hashing", done, total))
+
+    def send(name: str) -> dict[str, Any]:
+        return client.upload(source, f"{FOOTAGE_FOLDER}/{name}", sha256=digest,
+                             progress=lambda done, total: progress("uploading", done, total))
+
+    try:
+        return send(upload_name(source.name))
+    except Exception as exc:
+        if (getattr(exc, "details", None) or {}).get("conflict") != "content":
+            raise
+    return send(upload_name(source.name, digest))

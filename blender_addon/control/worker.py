@@ -28,7 +28,7 @@ from .commands import (
 )
 from .local import BackendSetupError, LocalBackend, LocalConfig
 from .records import error_code, names, update_from_event, update_from_progress, update_from_record
-from .transfer import bring_sequence, dataset_report
+from .transfer import bring_sequence, dataset_report, upload_footage
 
 POLL_S = 0.05
 """How long one loop iteration waits for events or commands."""
@@ -38,6 +38,8 @@ RETRY_EVERY_S = 2.0
 """How often a lost connection is retried."""
 REQUEST_TIMEOUT_S = 5.0
 CLIENT_NAME = "dyntet-blender"
+TRANSFER_UPDATE_EVERY_S = 0.1
+"""Upload progress reaches the panel at most this often (a chunk is acknowledged every few ms)."""
 
 
 @dataclass
@@ -80,6 +82,8 @@ class Worker:
         self._endpoint = ""
         """The request endpoint of the server we talk to (may differ from the settings' when reusing)."""
         self._followed: dict[str, _Followed] = {}
+        self._cancel_transfer = threading.Event()
+        """Set by the main thread to stop an upload between two chunks (the part sent stays for later)."""
 
     # -- main-thread API --------------------------------------------------------------------------------
 
@@ -97,10 +101,15 @@ class Worker:
         """Queue a command (never blocks)."""
         self.commands.put(command)
 
+    def cancel_transfer(self) -> None:
+        """Stop the running upload soon (never blocks). Commands wait while one runs, so this is a flag."""
+        self._cancel_transfer.set()
+
     def stop(self, *, stop_local: bool = False, timeout_s: float = 8.0) -> None:
         """Ask the thread to finish (and optionally stop the local backend it started); wait ``timeout_s``."""
         if self._thread is None:
             return
+        self._cancel_transfer.set()  # an upload would keep the thread from reading Quit
         self.send(Quit(stop_local=stop_local))
         self._thread.join(timeout_s)
         self._thread = None
@@ -166,6 +175,8 @@ class Worker:
             self._emit(st.Problem(str(exc), "Open Edit ▸ Preferences ▸ Add-ons ▸ DynTet"))
         except _NotConnected:
             self._emit(st.Problem("Not connected to a backend", "Press Connect (or Start) first"))
+        except _TransferCancelled:
+            pass  # reported by _upload
         except Exception as exc:
             self._report(exc)
 
@@ -337,7 +348,7 @@ class Worker:
         client = self._require_client()
         params = dict(command.params)
         for name, source in command.stage_files.items():
-            params[name] = self._stage(Path(source))
+            params[name] = self._stage(Path(source), command.kind)
         record = client.submit(command.kind, params)
         job_id = record["id"]
         self._followed[job_id] = _Followed(command.kind, command.then_import)
@@ -345,17 +356,16 @@ class Worker:
         self._record(record)
         self._emit(st.ClearProblem())
 
-    def _stage(self, source: Path) -> str:
+    def _stage(self, source: Path, kind: str) -> str:
         """A workspace-relative path to ``source``: the file itself when already inside the local workspace,
-        else a copy under ``footage/``. Remote backends cannot receive files over the protocol."""
+        else a copy under ``footage/``; for a remote backend, the file uploaded under ``footage/``."""
         settings = self._settings
-        if settings is None or settings.mode != "LOCAL":
-            raise BackendSetupError(
-                "A remote backend reads footage from its own workspace: copy the video there and enter its "
-                "workspace-relative path (e.g. footage/clip.mp4)"
-            )
+        if settings is None:
+            raise _NotConnected()
         if not source.is_file():
             raise BackendSetupError(f"the video {source} does not exist")
+        if settings.mode != "LOCAL":
+            return self._upload(source, kind)
         workspace = Path(settings.workspace).resolve()
         resolved = source.resolve()
         if workspace in resolved.parents:
@@ -366,6 +376,45 @@ class Worker:
             self._emit(st.JobLog("", f"copying {source.name} into the workspace"))
             shutil.copyfile(source, target)
         return target.relative_to(workspace).as_posix()
+
+    def _upload(self, source: Path, kind: str) -> str:
+        """Upload ``source`` for a job of ``kind`` with progress in the panel; returns its workspace path.
+
+        Runs on this thread like every request (the UI never waits); events wait meanwhile and the jobs'
+        records are polled afterwards. Cancelling keeps what was sent, so the next try continues from there.
+        """
+        client = self._require_client()
+        self._cancel_transfer.clear()
+        name = source.name
+        last: list[Any] = [0.0, ""]  # when, and which stage, the panel last heard of
+
+        def report(stage: str, done: int, total: int, force: bool = False) -> None:
+            if self._cancel_transfer.is_set() and stage in ("hashing", "uploading"):
+                raise _TransferCancelled()
+            now = time.monotonic()
+            if force or stage != last[1] or now - last[0] >= TRANSFER_UPDATE_EVERY_S:
+                last[:] = [now, stage]
+                self._emit(st.Transfer(kind, name, stage, done, total))
+
+        size = source.stat().st_size
+        report("hashing", 0, size, force=True)
+        try:
+            result = upload_footage(client, source, report)
+        except _TransferCancelled:
+            self._emit(st.Transfer(kind, name, "cancelled", 0, size))
+            self._emit(st.JobLog("", f"upload of {name} cancelled; the part already sent is kept on the backend "
+                                     "and the next try continues from it"))
+            raise
+        except Exception:
+            self._emit(st.Transfer(kind, name, "failed", 0, size))
+            raise
+        self._emit(st.Transfer(kind, name, "done", size, size))
+        path = str(result["path"])
+        if result.get("existing"):
+            self._emit(st.JobLog("", f"{name} is already on the backend as {path}"))
+        else:
+            self._emit(st.JobLog("", f"uploaded {name} to {path} ({int(result.get('sent', 0)) / 2**20:.1f} MiB sent)"))
+        return path
 
     def _subscribe(self, job_id: str) -> None:
         if self._listener is not None:
@@ -577,3 +626,7 @@ def _default_listener(endpoint: str, keys: Any) -> Any:
 
 class _NotConnected(Exception):
     pass
+
+
+class _TransferCancelled(Exception):
+    """The user cancelled an upload (raised from its progress callback, on the worker thread)."""

@@ -3,6 +3,7 @@ once, so none can block the UI; the panel follows progress through ``runtime.STA
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import bpy
@@ -13,6 +14,15 @@ from ..control.commands import (
     Cancel, Connect, Disconnect, FetchSequence, Refresh, Resume, StopLocal, Submit, generate_request,
 )
 from ..preferences import backend_settings
+
+
+def _file_here(path: str, *, local: bool) -> Path | None:
+    """``path`` (Blender's ``//`` allowed) as a file on this machine, or None when there is no such file.
+    With a remote backend only an absolute path counts: ``footage/clip.mp4`` names a file over there."""
+    here = Path(bpy.path.abspath(path))
+    if not local and not os.path.isabs(here):
+        return None
+    return here if here.is_file() else None
 
 
 def _connected(cls: type, context: bpy.types.Context) -> bool:
@@ -112,14 +122,15 @@ class DYNTET_OT_preprocess(bpy.types.Operator):
             return {"CANCELLED"}
         params = {"out": f"datasets/{name}", "options": {}}
         stage: dict[str, str] = {}
-        if backend_settings(context).mode == "LOCAL":
-            video = Path(bpy.path.abspath(settings.footage))
-            if not video.is_file():
-                self.report({"ERROR"}, f"The video {video} does not exist")
-                return {"CANCELLED"}
+        local = backend_settings(context).mode == "LOCAL"
+        video = _file_here(settings.footage, local=local)
+        if video is not None:  # copied (local backend) or uploaded (remote) into the workspace by the worker
             stage["video"] = str(video)
             params["video"] = ""
-        else:
+        elif local:
+            self.report({"ERROR"}, f"The video {bpy.path.abspath(settings.footage)} does not exist")
+            return {"CANCELLED"}
+        else:  # not a file here: a path inside the remote backend's workspace
             params["video"] = settings.footage.replace("\\", "/").lstrip("/")
         runtime.send(Submit("preprocess", params, label=f"Preprocess {name}", stage_files=stage))
         return {"FINISHED"}
@@ -208,18 +219,37 @@ class DYNTET_OT_generate(bpy.types.Operator):
         name = bpy.path.clean_name(settings.name)
         local = backend_settings(context).mode == "LOCAL"
         video = settings.drive_video
-        if settings.drive == "video" and local and video:
-            video = bpy.path.abspath(video)
-            if not Path(video).is_file():
-                self.report({"ERROR"}, f"The driver video {video} does not exist")
+        on_this_machine = local
+        if settings.drive == "video" and video:
+            here = _file_here(video, local=local)
+            if here is not None:  # a file on this machine: copied or uploaded by the worker
+                video, on_this_machine = str(here), True
+            elif local:
+                self.report({"ERROR"}, f"The driver video {bpy.path.abspath(video)} does not exist")
                 return {"CANCELLED"}
         try:
             command = generate_request(name, settings.drive, first_frame=settings.first_frame,
-                                       last_frame=settings.last_frame, video=video, local=local)
+                                       last_frame=settings.last_frame, video=video, local=on_this_machine)
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         runtime.request_import(command.then_import, context.scene, command)
+        return {"FINISHED"}
+
+
+class DYNTET_OT_cancel_upload(bpy.types.Operator):
+    """Stop sending the video to the backend (what was sent is kept: the next try continues from there)"""
+
+    bl_idname = "dyntet.cancel_upload"
+    bl_label = "Cancel Upload"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        transfer = runtime.STATE.transfer
+        return transfer is not None and transfer.active
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        runtime.cancel_transfer()
         return {"FINISHED"}
 
 
@@ -255,5 +285,6 @@ CLASSES = (
     DYNTET_OT_cancel,
     DYNTET_OT_resume,
     DYNTET_OT_generate,
+    DYNTET_OT_cancel_upload,
     DYNTET_OT_import_backend_sequence,
 )

@@ -12,7 +12,7 @@ import os
 import bpy
 
 from .. import runtime
-from ..control.state import RESUMABLE, BackendState, JobView
+from ..control.state import RESUMABLE, BackendState, JobView, Transfer
 from ..preferences import ADDON_ID
 
 
@@ -92,6 +92,21 @@ def draw_job(layout: bpy.types.UILayout, job: JobView | None, *, preview: bool =
             box.label(text=f"Preview: {os.path.basename(job.preview_path)}", icon="IMAGE_DATA")
 
 
+def draw_transfer(layout: bpy.types.UILayout, transfer: Transfer | None, kind: str) -> None:
+    """Progress of footage being sent to a remote backend for a job of ``kind``, with a Cancel button."""
+    if transfer is None or transfer.kind != kind or not transfer.active:
+        return
+    box = layout.box()
+    verb = "Reading" if transfer.stage == "hashing" else "Uploading"
+    box.label(text=f"{verb} {transfer.name}", icon="EXPORT")
+    text = f"{transfer.done / 2**20:.1f} / {transfer.total / 2**20:.1f} MiB"
+    if hasattr(box, "progress"):  # Blender 4.0+
+        box.progress(factor=transfer.fraction, type="BAR", text=text)
+    else:
+        box.label(text=f"{transfer.fraction:.0%} · {text}")
+    box.operator("dyntet.cancel_upload", icon="CANCEL")
+
+
 class DYNTET_PT_backend(_DynTetPanel, bpy.types.Panel):
     bl_label = "DynTet"
     bl_order = 0
@@ -153,6 +168,7 @@ class DYNTET_PT_footage(_DynTetPanel, bpy.types.Panel):
         if state.listing.datasets:
             layout.label(text=f"Datasets: {', '.join(state.listing.datasets[:4])}", icon="FILE_MOVIE")
         layout.operator("dyntet.preprocess", icon="VIEW_CAMERA")
+        draw_transfer(layout, state.transfer, "preprocess")
         job = state.job_of_kind("preprocess")
         draw_job(layout, job, preview=True)
         if job is not None and job.state == "done":
@@ -205,6 +221,7 @@ class DYNTET_PT_generate(_DynTetPanel, bpy.types.Panel):
         row.prop(settings, "first_frame")
         row.prop(settings, "last_frame")
         layout.operator("dyntet.generate", icon="IMPORT")
+        draw_transfer(layout, state.transfer, "generate")
         job = state.job_of_kind("generate")
         draw_job(layout, job)
         if job is not None:

@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import secrets
@@ -37,8 +38,8 @@ from . import PROTOCOL_VERSION
 from .codec import array_from_buffer
 from .constants import (
     CLIENT_RCVHWM, CLIENT_SNDHWM, DEFAULT_CHUNK_BYTES, DEFAULT_REQUEST_ENDPOINT, DEFAULT_TIMEOUT_S,
-    MAX_CHUNK_BYTES, MAX_REPLY_BYTES, RECONNECT_IVL_MAX_MS, RECONNECT_IVL_MS, TRANSPORT_HEARTBEAT_IVL_MS,
-    TRANSPORT_HEARTBEAT_TIMEOUT_MS,
+    MAX_CHUNK_BYTES, MAX_REPLY_BYTES, MAX_UPLOAD_CHUNK_BYTES, MIB, RECONNECT_IVL_MAX_MS, RECONNECT_IVL_MS,
+    TRANSPORT_HEARTBEAT_IVL_MS, TRANSPORT_HEARTBEAT_TIMEOUT_MS,
 )
 from .errors import ErrorCode, ProtocolError, RequestTimeout
 from .framing import Reply, decode_reply, encode_request
@@ -48,6 +49,10 @@ from .schema import fail
 
 ProgressCallback = Callable[[int, int], None]
 """``progress(done, total)`` in bytes (files) or frames (arrays)."""
+
+HASH_BYTES_PER_S = 64 * MIB
+"""A pessimistic speed at which the server reads and hashes a file: ``upload.begin`` and ``upload.finish``
+may hash the whole file, so their timeout grows by ``size / HASH_BYTES_PER_S``."""
 
 _HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                        | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
@@ -82,6 +87,20 @@ def socket_options(socket: zmq.Socket, *, sndhwm: int, rcvhwm: int, max_msg_byte
     socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, TRANSPORT_HEARTBEAT_TIMEOUT_MS)
     socket.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
     socket.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+
+
+def file_sha256(path: str | os.PathLike, progress: ProgressCallback | None = None, block_bytes: int = MIB) -> str:
+    """SHA-256 of a file as lowercase hex, read in blocks (``progress(done, total)`` after each one)."""
+    digest = hashlib.sha256()
+    total = os.path.getsize(path)
+    done = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(block_bytes):
+            digest.update(block)
+            done += len(block)
+            if progress is not None:
+                progress(done, total)
+    return digest.hexdigest()
 
 
 def peer_endpoint(request_endpoint: str, reported: str) -> str:
@@ -339,7 +358,90 @@ class Client:
                 progress(done, stop - start)
         return out
 
+    def upload(self, local_path: str | os.PathLike, remote_path: str, progress: ProgressCallback | None = None, *,
+               window: int = 4, sha256: str | None = None, attempts: int = 5) -> dict[str, Any]:
+        """Send a local file into the workspace as ``remote_path`` (``upload.*``, see ``docs/protocol.md``).
+
+        The file is hashed (unless ``sha256`` is given), then sent in chunks with ``window`` in flight. A
+        partial upload left by an earlier call or a lost connection is continued from the server's
+        ``received``; a destination that already holds the same bytes costs no transfer. Timeouts and
+        out-of-order refusals start again from ``upload.begin`` up to ``attempts`` times.
+
+        Returns ``upload.finish``'s result (``path``, ``size``, ``sha256``, ``existing``) plus ``sent``: the
+        bytes this call transferred. Raises ProtocolError (``invalid_state`` when the destination holds
+        other content or the checksum does not match, ``no_space``, ``too_large``, ``path_refused`` …).
+        """
+        source = Path(local_path)
+        size = source.stat().st_size
+        digest = sha256 or file_sha256(source)
+        bulk_timeout = self.timeout_s + size / HASH_BYTES_PER_S
+        sent = [0]
+        error: ProtocolError | None = None
+        for _ in range(max(1, int(attempts))):
+            begin = self.request("upload.begin", {"path": remote_path, "size": size, "sha256": digest},
+                                 timeout_s=bulk_timeout).result
+            try:
+                if begin.get("complete"):
+                    result = {"path": begin["path"], "size": begin["size"], "sha256": begin["sha256"],
+                              "existing": True}
+                else:
+                    self._send_chunks(source, size, begin, window, progress, sent)
+                    result = self.request("upload.finish", {"upload_id": begin["upload_id"]},
+                                          timeout_s=bulk_timeout).result
+            except RequestTimeout as exc:  # the socket is fresh; begin says how far the server got
+                error = exc
+                continue
+            except ProtocolError as exc:
+                if "received" not in exc.details:  # only an out-of-step upload is worth another begin
+                    raise
+                error = exc
+                continue
+            except KeyError as exc:
+                raise ProtocolError(ErrorCode.BAD_REPLY, f"upload.begin reply lacks {exc}") from None
+            if progress is not None:
+                progress(size, size)
+            return {**result, "sent": sent[0]}
+        assert error is not None
+        raise error
+
     # --- internals -------------------------------------------------------------------------------
+
+    def _send_chunks(self, source: Path, size: int, begin: dict[str, Any], window: int,
+                     progress: ProgressCallback | None, sent: list[int]) -> None:
+        """Send ``source`` from the server's ``received`` to its end with up to ``window`` chunks in flight
+        (the server takes them in order: one connection keeps the order). Adds acknowledged bytes to ``sent[0]``."""
+        upload_id = begin["upload_id"]
+        chunk_bytes = min(int(begin["chunk_bytes"]), MAX_UPLOAD_CHUNK_BYTES)
+        start = int(begin["received"])
+        if chunk_bytes <= 0 or not 0 <= start <= size:
+            raise ProtocolError(ErrorCode.BAD_REPLY, f"upload.begin gave chunk_bytes {chunk_bytes}, received {start}")
+        if progress is not None:
+            progress(start, size)
+        acknowledged = start
+        in_flight: dict[str, int] = {}
+        with open(source, "rb") as handle:
+            handle.seek(start)
+            offset = start
+            try:
+                while offset < size or in_flight:
+                    while offset < size and len(in_flight) < max(1, int(window)):
+                        data = handle.read(min(chunk_bytes, size - offset))
+                        if not data:
+                            raise ProtocolError(ErrorCode.INVALID_STATE, f"{source} shrank during the upload",
+                                                {"path": str(source), "size": size, "offset": offset})
+                        params = self._check("upload.chunk", {"upload_id": upload_id, "offset": offset, "data": data})
+                        in_flight[self._send("upload.chunk", params)] = offset + len(data)
+                        offset += len(data)
+                    reply = self._receive(set(in_flight), None)
+                    received = int(reply.result.get("received", in_flight[reply.id]))
+                    del in_flight[reply.id]
+                    sent[0] += max(0, received - acknowledged)
+                    acknowledged = max(acknowledged, received)
+                    if progress is not None:
+                        progress(acknowledged, size)
+            except RequestTimeout:
+                self.reconnect()  # drop what is queued: the next begin tells where to continue
+                raise
 
     def _open(self) -> None:
         socket = self._context.socket(zmq.DEALER)

@@ -16,6 +16,7 @@ DEFAULT_EVENT_ENDPOINT = "tcp://127.0.0.1:5556"
 # --- sizes -----------------------------------------------------------------------------------------
 KIB = 1024
 MIB = 1024 * 1024
+GIB = 1024 * MIB
 
 MAX_REQUEST_BYTES = 1 * MIB
 """Largest request frame the server accepts (``zmq.MAXMSGSIZE`` on its ROUTER: a bigger frame makes
@@ -24,6 +25,12 @@ MAX_CHUNK_BYTES = 16 * MIB
 """Largest payload of one ``fetch.file`` / ``fetch.frames`` reply."""
 DEFAULT_CHUNK_BYTES = 8 * MIB
 """Payload per chunk the :class:`~dyntet_protocol.client.Client` asks for by default."""
+MAX_UPLOAD_CHUNK_BYTES = MAX_REQUEST_BYTES - 64 * KIB
+"""Largest ``data`` of one ``upload.chunk``. Requests carry no buffer frames, so the bytes travel inside the
+body, which must stay under :data:`MAX_REQUEST_BYTES` with room for the header (a bigger frame is dropped
+by libzmq, not answered)."""
+DEFAULT_MAX_UPLOAD_BYTES = 8 * GIB
+"""Largest file a server accepts through ``upload.*`` unless configured otherwise (``--max-upload-gib``)."""
 MAX_REPLY_BYTES = MAX_CHUNK_BYTES + 1 * MIB
 """Largest reply frame a client accepts (``zmq.MAXMSGSIZE`` on its DEALER)."""
 MAX_EVENT_BYTES = 16 * MIB

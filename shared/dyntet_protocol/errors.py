@@ -37,6 +37,8 @@ class ErrorCode(str, enum.Enum):
     """Too many jobs waiting."""
     UNAVAILABLE = "unavailable"
     """The operation needs a part that this backend does not have (e.g. training not installed)."""
+    NO_SPACE = "no_space"
+    """The server's disk has no room for an upload; ``details.needed`` and ``details.free`` are bytes."""
     SHUTTING_DOWN = "shutting_down"
     """The server is stopping and accepts no new work."""
     INTERNAL = "internal"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .constants import DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES
-from .schema import Int, JsonMap, ListOf, Record, RelPath, Str
+from .constants import DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, MAX_UPLOAD_CHUNK_BYTES
+from .schema import Bytes, Int, JsonMap, ListOf, Record, RelPath, Str
 
 REQUEST_ID_PATTERN = r"[\x21-\x7e]{1,64}"
 """Request ids: 1–64 printable ASCII characters without spaces, chosen by the client."""
@@ -18,6 +18,11 @@ JOB_ID_PATTERN = r"[0-9]{8}-[0-9]{6}-[0-9a-f]{6}"
 """Job ids: ``YYYYMMDD-HHMMSS-xxxxxx`` (UTC creation time + 6 hex digits); sortable, filename-safe."""
 KIND_PATTERN = r"[a-z][a-z0-9_]{0,31}"
 ARRAY_NAME_PATTERN = r"[A-Za-z0-9_]{1,64}"
+SHA256_PATTERN = r"[0-9a-f]{64}"
+"""A SHA-256 digest as 64 lowercase hex digits (what ``hashlib.sha256().hexdigest()`` gives)."""
+UPLOAD_ID_PATTERN = r"[0-9a-f]{32}"
+"""Upload ids: 32 hex digits, derived by the server from (path, size, sha256), so a repeated
+``upload.begin`` of the same file names the same partial upload and resumes it."""
 
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 """``queued`` → ``running`` → one of ``done`` / ``failed`` / ``cancelled`` / ``interrupted``.
@@ -31,6 +36,7 @@ EVENT_TYPES = ("heartbeat", "state", "progress", "log", "preview", "done", "fail
 """Events published on the PUB socket (see ``docs/protocol.md``)."""
 
 JOB_ID = Str(min_len=22, max_len=22, pattern=JOB_ID_PATTERN)
+UPLOAD_ID = Str(min_len=32, max_len=32, pattern=UPLOAD_ID_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,17 @@ REQUESTS: dict[str, RequestSpec] = {
                 "start": Int(min=0), "stop": Int(min=0), "dtype": Str(choices=FRAME_DTYPES)},
                defaults={"array": "vertices", "dtype": "float32"}),
         "frames [start, stop) of ARRAY.npy as float32/float16; the array follows as a buffer frame"),
+    "upload.begin": RequestSpec(
+        Record({"path": RelPath(), "size": Int(min=0),
+                "sha256": Str(min_len=64, max_len=64, pattern=SHA256_PATTERN)}),
+        "start or resume sending a file to PATH; returns upload_id, chunk_bytes and received"),
+    "upload.chunk": RequestSpec(
+        Record({"upload_id": UPLOAD_ID, "offset": Int(min=0), "data": Bytes(max_len=MAX_UPLOAD_CHUNK_BYTES)}),
+        "append bytes at offset (must equal received); the bytes travel inside the body", idempotent=False),
+    "upload.finish": RequestSpec(
+        Record({"upload_id": UPLOAD_ID}),
+        "verify size and sha256, then move the file into place atomically", idempotent=False),
+    "upload.abort": RequestSpec(Record({"upload_id": UPLOAD_ID}), "discard a partial upload"),
     "shutdown": RequestSpec(_EMPTY, "stop the server (running jobs are stopped and marked interrupted)",
                             idempotent=False),
 }

@@ -128,6 +128,26 @@ class Bool(Field):
 
 
 @dataclass(frozen=True)
+class Bytes(Field):
+    """Raw bytes (msgpack ``bin``), e.g. one chunk of an upload. Bytes-like values are accepted from local
+    callers and returned as ``bytes``; a longer value is ``too_large`` (``details.limit``)."""
+
+    max_len: int = 1024
+
+    def check(self, value: Any, where: str) -> bytes:
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise fail(where, self.describe(), value)
+        data = value if isinstance(value, bytes) else bytes(value)
+        if len(data) > self.max_len:
+            raise ProtocolError(ErrorCode.TOO_LARGE, f"{where}: {len(data)} bytes exceed the limit of {self.max_len}",
+                                {"field": where, "limit": self.max_len, "size": len(data)})
+        return data
+
+    def describe(self) -> str:
+        return f"bytes (at most {self.max_len})"
+
+
+@dataclass(frozen=True)
 class Nullable(Field):
     inner: Field
 

@@ -184,13 +184,15 @@ def build_state(name: str, tmp_path: Path) -> st.BackendState:
                                  eta_s=95.0, metrics={"loss": 0.0123, "psnr": 24.5},
                                  preview_path=_png(tmp_path / "preview.png")))
         state.apply(st.JobLog(TRAIN_JOB, "iteration 12"))
+    elif name == "uploading":
+        state.apply(st.Transfer("preprocess", "take 1.mp4", "uploading", 3 * 2**20, 12 * 2**20))
     elif name == "failed":
         state.apply(st.JobUpdate(TRAIN_JOB, kind="train", state="failed", error_code="out_of_memory",
                                  error_message="CUDA out of memory"))
     return state
 
 
-STATES = ("disconnected", "connecting", "idle", "training", "failed", "lost")
+STATES = ("disconnected", "connecting", "idle", "training", "uploading", "failed", "lost")
 
 
 @pytest.fixture
@@ -235,6 +237,19 @@ def test_training_shows_progress_losses_preview_and_cancel(with_state) -> None:
     assert _shows_picture(layout, "preview.png"), "the latest preview image is shown"
     backend = draw("DYNTET_PT_backend")
     assert any("Current job: train" in text for text in backend.texts())
+
+
+def test_an_upload_shows_progress_and_cancel(with_state) -> None:
+    state = with_state("uploading")
+    assert state.busy and state.phase == "busy", "Preprocess greys out while its footage travels"
+    footage = draw("DYNTET_PT_footage")
+    assert "Uploading take 1.mp4" in footage.texts()
+    (bar,) = footage.items("progress")
+    assert bar.kwargs["factor"] == 0.25 and bar.kwargs["text"] == "3.0 / 12.0 MiB"
+    assert "dyntet.cancel_upload" in footage.operators()
+    assert "dyntet.cancel_upload" not in draw("DYNTET_PT_generate").operators()
+    state.apply(st.Transfer("preprocess", "take 1.mp4", "done", 12 * 2**20, 12 * 2**20))
+    assert not state.busy and "dyntet.cancel_upload" not in draw("DYNTET_PT_footage").operators()
 
 
 def test_failure_says_what_to_do(with_state) -> None:

@@ -203,6 +203,45 @@ def test_fetch_file_notices_a_file_that_changes_during_the_transfer(scripted, tm
     client.close()
 
 
+def test_upload_pipelines_chunks_and_begins_again_when_out_of_step(scripted, tmp_path):
+    """The client keeps ``window`` chunks in flight; when the server says it holds fewer bytes than were
+    sent (a chunk lost with a connection), the client asks ``upload.begin`` again and continues there."""
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(bytes(range(256)) * 40)  # 10,240 bytes: 11 chunks of 1,000
+    received = bytearray()
+    state = {"dropped": False, "max_in_flight": 0, "in_flight": 0}
+
+    def serve(request, n):
+        if request.type == "upload.begin":
+            return ok(request, {"upload_id": "a" * 32, "path": request.params["path"], "size": 10_240,
+                                "sha256": request.params["sha256"], "chunk_bytes": 1000,
+                                "received": len(received), "complete": False})
+        if request.type == "upload.chunk":
+            offset, data = request.params["offset"], request.params["data"]
+            if offset == 3000 and not state["dropped"]:
+                state["dropped"] = True  # as if this chunk had been lost: the next ones are out of step
+                return []
+            if offset != len(received):
+                return [encode_error(request.id, request.type, ProtocolError(
+                    "invalid_state", "out of step", {"offset": offset, "received": len(received)}))]
+            received.extend(data)
+            return ok(request, {"upload_id": "a" * 32, "received": len(received)})
+        assert request.type == "upload.finish"
+        return ok(request, {"path": "footage/clip.mp4", "size": len(received), "sha256": "x", "existing": False})
+
+    server = scripted(serve)
+    client = Client(server.endpoint, timeout_s=1)
+    seen = []
+    result = client.upload(source, "footage/clip.mp4", progress=lambda d, t: seen.append(d), window=3)
+    assert bytes(received) == source.read_bytes()
+    assert result["sent"] == 10_240 and seen[-1] == 10_240
+    types = [r.type for r in server.requests]
+    assert types[0] == "upload.begin" and types.count("upload.begin") == 2 and types[-1] == "upload.finish"
+    assert [r.params["offset"] for r in server.requests if r.type == "upload.chunk"][:6] == [
+        0, 1000, 2000, 3000, 4000, 5000]
+    client.close()
+
+
 def test_event_listener_callbacks_heartbeats_and_gaps():
     context = zmq.Context()
     pub = context.socket(zmq.PUB)

@@ -10,14 +10,14 @@ import pytest
 
 from dyntet_protocol import PROTOCOL_VERSION
 from dyntet_protocol.codec import packb
-from dyntet_protocol.constants import MAGIC, MAX_REQUEST_BYTES
+from dyntet_protocol.constants import MAGIC, MAX_REQUEST_BYTES, MAX_UPLOAD_CHUNK_BYTES
 from dyntet_protocol.errors import ErrorCode, ProtocolError
 from dyntet_protocol.framing import (
     BadMessage, decode_event, decode_reply, decode_request, encode_error, encode_event, encode_reply,
     encode_request, job_topic,
 )
 from dyntet_protocol.messages import REQUESTS
-from dyntet_protocol.schema import Float, Int, JsonMap, ListOf, Nullable, Record, RelPath, Str
+from dyntet_protocol.schema import Bytes, Float, Int, JsonMap, ListOf, Nullable, Record, RelPath, Str
 
 # One valid parameter map per request type (the round-trip test covers them all).
 VALID = {
@@ -33,6 +33,10 @@ VALID = {
     "fetch.file": {"path": "runs/a/preview.png", "offset": 10, "length": 100},
     "fetch.info": {"path": "sequences/a"},
     "fetch.frames": {"path": "sequences/a", "start": 0, "stop": 10, "dtype": "float16"},
+    "upload.begin": {"path": "footage/take 1.mp4", "size": 10, "sha256": "0123456789abcdef" * 4},
+    "upload.chunk": {"upload_id": "0123456789abcdef" * 2, "offset": 0, "data": b"\x00\xffbytes"},
+    "upload.finish": {"upload_id": "0123456789abcdef" * 2},
+    "upload.abort": {"upload_id": "0123456789abcdef" * 2},
     "shutdown": {},
 }
 
@@ -152,6 +156,30 @@ def test_field_validators():
     with pytest.raises(ProtocolError) as err:
         record.check({"a": 1, "c": 2}, "p")
     assert err.value.details["unknown"] == ["'c'"]
+    assert Bytes(max_len=4).check(bytearray(b"abcd"), "f") == b"abcd"
+    assert Bytes(max_len=4).check(memoryview(b"ab"), "f") == b"ab"
+    with pytest.raises(ProtocolError) as err:
+        Bytes(max_len=4).check(b"abcde", "f")
+    assert err.value.code == ErrorCode.TOO_LARGE and err.value.details["limit"] == 4
+    for bad in ("abcd", [1, 2], None, 3):
+        with pytest.raises(ProtocolError) as err:
+            Bytes().check(bad, "f")
+        assert err.value.code == ErrorCode.BAD_REQUEST
+
+
+def test_upload_fields_are_checked():
+    begin = REQUESTS["upload.begin"].params
+    for bad in ({"sha256": "ABCDEF" + "0" * 58}, {"sha256": "0" * 63}, {"size": -1}, {"path": "../x"}):
+        with pytest.raises(ProtocolError):
+            begin.check({"path": "footage/a.mp4", "size": 1, "sha256": "0" * 64, **bad}, "params")
+    chunk = REQUESTS["upload.chunk"].params
+    with pytest.raises(ProtocolError) as err:
+        chunk.check({"upload_id": "0" * 32, "offset": 0, "data": b"\0" * (MAX_UPLOAD_CHUNK_BYTES + 1)}, "params")
+    assert err.value.code == ErrorCode.TOO_LARGE
+    frames = encode_request("upload.chunk", {"upload_id": "0" * 32, "offset": 0,
+                                             "data": b"\0" * MAX_UPLOAD_CHUNK_BYTES}, "x" * 64)
+    assert sum(len(f) for f in frames) <= MAX_REQUEST_BYTES, "a full chunk fits in one request frame"
+    assert decode_request(frames).params["data"] == b"\0" * MAX_UPLOAD_CHUNK_BYTES
 
 
 def test_json_values_are_bounded():

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dyntet_protocol import Client
+from dyntet_protocol import Client, ProtocolError
+from dyntet_protocol.framing import Reply
 
 STARTUP_TIMEOUT_S = 30.0
 
@@ -122,3 +123,12 @@ def write_sequence_folder(folder, num_frames: int = NUM_FRAMES, num_verts: int =
         "format": "dyntet-sequence", "version": 1, "num_frames": num_frames, "num_vertices": num_verts,
         "num_faces": num_verts, "fps": 25.0, "has_audio": False}))
     return vertices
+
+
+def raw_request(client: Client, request_type: str, params: dict) -> Reply:
+    """Send without the client's own validation, as a hostile client would; errors come back as a Reply."""
+    request_id = client._send(request_type, params)
+    try:
+        return client._receive({request_id}, None)
+    except ProtocolError as exc:
+        return Reply(request_id, request_type, False, error=exc)

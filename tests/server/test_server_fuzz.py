@@ -36,6 +36,9 @@ TEMPLATES = [
     ("fetch.info", {"path": "sequences/demo", "array": "vertices"}),
     ("fetch.frames", {"path": "sequences/demo", "array": "vertices", "start": 0, "stop": 2, "dtype": "float16"}),
     ("job.submit", {"kind": "selftest", "params": {"run": "runs/fuzz", "steps": 1}}),
+    ("upload.begin", {"path": "footage/fuzz.bin", "size": 3, "sha256": "0" * 64}),
+    ("upload.chunk", {"upload_id": "0" * 32, "offset": 0, "data": b"abc"}),
+    ("upload.finish", {"upload_id": "0" * 32}),
 ]
 WRONG_VALUES = [None, True, 1.5, -1, 2**60, "", "x" * 300, b"\x00\xff", [], [1, 2], {}, {"a": 1},
                 msgpack.ExtType(1, b"\x03<f4\x01" + b"\x00" * 8), msgpack.ExtType(42, b"zz")]

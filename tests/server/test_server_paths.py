@@ -11,7 +11,7 @@ from dyntet_protocol import ErrorCode, ProtocolError
 from dyntet_protocol.schema import path_problem
 from dyntet.server.workspace import Workspace
 
-from server_harness import start_server
+from server_harness import raw_request, start_server
 
 # Each would name something outside the workspace (or the server's hidden state) if accepted.
 ESCAPES = [
@@ -113,23 +113,16 @@ def test_the_server_refuses_every_variant_on_every_path_field(trap):
                     ("fetch.frames", {"path": path, "start": 0, "stop": 1}),
                     ("list.files", {"path": path}),
                     ("job.submit", {"kind": "selftest", "params": {"run": path}}),
+                    ("upload.begin", {"path": path, "size": 4, "sha256": "0" * 64}),
                 ):
-                    reply = _raw(client, request_type, params)
+                    reply = raw_request(client, request_type, params)
                     assert not reply.ok, (request_type, path)
                     assert reply.error.code in (ErrorCode.PATH_REFUSED,
                                                 ErrorCode.TOO_LARGE), (request_type, path, reply.error)
                     assert "must never be served" not in repr(reply.error.to_wire())
             assert client.jobs() == [], "no job may have been created by a refused path"
+            assert not (trap / ".dyntet" / "uploads").exists(), "no upload may have begun on a refused path"
             assert client.fetch_bytes("inner_link") == b"fine"
     finally:
         server.stop()
 
-
-def _raw(client, request_type, params):
-    """Send without the client's own validation, as a hostile client would."""
-    request_id = client._send(request_type, params)
-    try:
-        return client._receive({request_id}, None)
-    except ProtocolError as exc:
-        from dyntet_protocol.framing import Reply
-        return Reply(request_id, request_type, False, error=exc)

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from dyntet_protocol.constants import DEFAULT_REQUEST_ENDPOINT
+from dyntet_protocol.constants import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_REQUEST_ENDPOINT, GIB
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="seconds a cancelled job may take to checkpoint before it is terminated")
     parser.add_argument("--shutdown-grace", type=float, default=30.0, metavar="S",
                         help="seconds running jobs get to checkpoint when the server stops")
+    parser.add_argument("--max-upload-gib", type=float, default=DEFAULT_MAX_UPLOAD_BYTES / GIB, metavar="GIB",
+                        help=f"largest file clients may upload (default {DEFAULT_MAX_UPLOAD_BYTES / GIB:g} GiB)")
     parser.add_argument("--no-probe", action="store_true",
                         help="skip the background device probe (hello then reports no device)")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         config = ServerConfig(workspace=args.workspace, bind=args.bind, events=args.events, keys=args.keys,
                               max_running=args.max_jobs, max_queued=args.max_queued,
                               cancel_grace_s=args.cancel_grace, shutdown_grace_s=args.shutdown_grace,
-                              probe_capabilities=not args.no_probe)
+                              probe_capabilities=not args.no_probe,
+                              max_upload_bytes=int(args.max_upload_gib * GIB))
         server = Server(config)
     except (ValueError, OSError) as exc:
         raise UserFacingError(str(exc)) from None

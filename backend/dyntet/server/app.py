@@ -40,6 +40,7 @@ from .keystore import KeyStore
 from .lock import WorkspaceLock
 from .outbox import RETRY_S, Outbox
 from .security import CurveGuard
+from .uploads import Uploads
 from .workspace import Workspace
 
 log = logging.getLogger("dyntet.server")
@@ -63,6 +64,7 @@ class Server:
         self.started = time.time()
         self.secure = config.keys is not None
         self.workspace = Workspace(config.workspace)
+        self.uploads = Uploads(self.workspace, config.max_upload_bytes)
         self.capabilities = CapabilityProbe(config.probe_capabilities)
         self.context = context or zmq.Context()
         self._own_context = context is None

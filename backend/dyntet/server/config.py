@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dyntet_protocol.constants import DEFAULT_REQUEST_ENDPOINT, HEARTBEAT_INTERVAL_S
+from dyntet_protocol.constants import DEFAULT_MAX_UPLOAD_BYTES, DEFAULT_REQUEST_ENDPOINT, HEARTBEAT_INTERVAL_S
 
 from .endpoints import events_endpoint_for, parse_endpoint
 
@@ -30,6 +30,8 @@ class ServerConfig:
     heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S
     probe_capabilities: bool = True
     """Find device/backends in a background subprocess (imports torch once)."""
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    """Largest file a client may send with ``upload.*`` (0 refuses every non-empty upload)."""
 
     def __post_init__(self) -> None:
         self.workspace = Path(self.workspace)
@@ -48,3 +50,5 @@ class ServerConfig:
             raise ValueError(f"heartbeat_interval_s must be in [0.05, 60], got {self.heartbeat_interval_s}")
         if self.cancel_grace_s < 0 or self.shutdown_grace_s < 0:
             raise ValueError("grace periods must be ≥ 0")
+        if self.max_upload_bytes < 0:
+            raise ValueError(f"max_upload_bytes must be ≥ 0, got {self.max_upload_bytes}")

@@ -1,6 +1,7 @@
 """The dispatch table: request type → handler. Parameters arrive already validated against
 ``dyntet_protocol.messages.REQUESTS``; a handler returns ``(result map, buffer frames)`` or raises
-``ProtocolError``. Handlers stay short: the work lives in ``catalog``, ``fetch`` and the job manager.
+``ProtocolError``. Handlers stay short: the work lives in ``catalog``, ``fetch``, ``uploads`` and the job
+manager.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def hello(server: "Server", params: dict[str, Any]) -> Result:
         "job_kinds": {name: kind.describe() for name, kind in JOB_KINDS.items()},
         "limits": {"max_request_bytes": C.MAX_REQUEST_BYTES, "max_chunk_bytes": C.MAX_CHUNK_BYTES,
                    "default_chunk_bytes": C.DEFAULT_CHUNK_BYTES, "max_preview_bytes": C.MAX_PREVIEW_BYTES,
-                   "max_running_jobs": server.jobs.max_running, "max_queued_jobs": server.jobs.max_queued},
+                   "max_running_jobs": server.jobs.max_running, "max_queued_jobs": server.jobs.max_queued,
+                   **server.uploads.limits()},
         "heartbeat_interval_s": server.config.heartbeat_interval_s, "heartbeat_liveness": C.HEARTBEAT_LIVENESS,
     }, []
 
@@ -96,6 +98,26 @@ def fetch_frames(server: "Server", params: dict[str, Any]) -> Result:
                               params["dtype"])
 
 
+def upload_begin(server: "Server", params: dict[str, Any]) -> Result:
+    server.refuse_new_work()
+    return server.uploads.begin(params["path"], params["size"], params["sha256"]), []
+
+
+def upload_chunk(server: "Server", params: dict[str, Any]) -> Result:
+    return server.uploads.chunk(params["upload_id"], params["offset"], params["data"]), []
+
+
+def upload_finish(server: "Server", params: dict[str, Any]) -> Result:
+    result = server.uploads.finish(params["upload_id"])
+    server.log.info("upload of %s complete (%d bytes%s)", result["path"], result["size"],
+                    ", already there" if result["existing"] else "")
+    return result, []
+
+
+def upload_abort(server: "Server", params: dict[str, Any]) -> Result:
+    return server.uploads.abort(params["upload_id"]), []
+
+
 def shutdown(server: "Server", params: dict[str, Any]) -> Result:
     server.request_shutdown("shutdown requested by a client")
     return {"stopping": True, "running_jobs": sorted(server.jobs.running)}, []
@@ -116,6 +138,10 @@ HANDLERS: dict[str, Handler] = {
     "fetch.file": fetch_file,
     "fetch.info": fetch_info,
     "fetch.frames": fetch_frames,
+    "upload.begin": upload_begin,
+    "upload.chunk": upload_chunk,
+    "upload.finish": upload_finish,
+    "upload.abort": upload_abort,
     "shutdown": shutdown,
 }
 """Every type of ``dyntet_protocol.messages.REQUESTS`` has exactly one handler (tested)."""

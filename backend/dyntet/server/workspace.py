@@ -3,11 +3,12 @@
 Layout (by convention; requests may name any path inside)::
 
     WORKSPACE/
-      videos/ …              footage to preprocess (put there by the user or an upload)
+      videos/ …              footage to preprocess (put there by the user)
+      footage/ …             footage uploaded by clients (``upload.*``, see ``uploads.py``)
       datasets/NAME/         dataset folders      (docs/dataset-format.md)
       runs/NAME/             run folders
       sequences/NAME/        sequence folders
-      .dyntet/               the server's own state: jobs/, server.json, server.log (never served)
+      .dyntet/               the server's own state: jobs/, uploads/, server.json, server.log (never served)
 
 Every path in a request is relative to the workspace. :meth:`Workspace.resolve` applies the
 syntactic rules of :func:`dyntet_protocol.schema.path_problem` and then resolves symlinks: the real
