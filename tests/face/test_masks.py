@@ -38,6 +38,42 @@ def test_labels_split_head_torso_and_background():
     assert labels[10, 10] == MASK_BACKGROUND
 
 
+def dressed_frame(size=200, seed=0):
+    """RGB frame for ``person_silhouette``: noisy skin on face and neck, a white collar across the neck
+    (y 136–144), a dark blue jacket, a skin-coloured speck inside the collar, a grey wall."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:size, 0:size] + 0.5
+    frame = np.empty((size, size, 3), np.float64)
+    frame[:] = (120, 120, 125)                                          # wall
+    person = person_silhouette(size) > 0.5
+    frame[person] = (30, 35, 70)                                        # jacket
+    skin = person & ((ys < 136) & ((ys < 128) | (np.abs(xs - 100) < 18)))
+    shade = np.clip(1.0 - np.maximum(ys - 110, 0) / 60, 0.6, 1.0)[..., None]   # the neck is in shadow
+    frame[skin] = ((200, 150, 120) * shade)[skin]
+    frame[(ys >= 136) & (ys < 145) & (np.abs(xs - 100) < 24)] = (235, 235, 240)  # collar
+    frame[(ys >= 139) & (ys < 142) & (np.abs(xs - 118) < 2)] = (200, 150, 120)    # speck on the collar
+    frame += rng.normal(0, 4, frame.shape)
+    return frame.clip(0, 255).astype(np.uint8)
+
+
+def test_neck_band_keeps_skin_and_gives_collar_and_jacket_to_the_torso():
+    person, face, frame = person_silhouette(), upright_face(), dressed_frame()
+    plain = label_frame(person, face)
+    dressed = label_frame(person, face, frame=frame)
+    for labels in (plain, dressed):
+        assert labels[80, 100] == MASK_HEAD and labels[30, 100] == MASK_HEAD
+        assert labels[130, 100] == MASK_HEAD            # shaded neck skin under the chin
+        assert labels[180, 100] == MASK_TORSO
+    # Collar, jacket inside the band and the detached skin-coloured speck: head by geometry alone,
+    # torso once the colours are known.
+    for y, x in ((140, 100), (132, 122), (140, 118)):
+        assert plain[y, x] == MASK_HEAD and dressed[y, x] == MASK_TORSO, (y, x)
+    # Without colours (or with the refinement off) labels are exactly the geometric ones.
+    assert np.array_equal(label_frame(person, face, MaskConfig(neck_skin_only=False), frame=frame), plain)
+    with pytest.raises(ValueError, match="skin_distance"):
+        MaskConfig(skin_distance=0.0)
+
+
 def test_face_hull_is_head_even_when_segmentation_misses_it():
     labels = label_frame(np.zeros((200, 200), np.float32), upright_face())
     assert labels[80, 100] == MASK_HEAD and labels[85, 75] == MASK_HEAD

@@ -7,7 +7,10 @@ fraction of the face height below the chin (the paper's head mask includes the n
 the jaw). Everything of the person above the line — face, hair, ears, neck — is head; below is torso.
 The face itself (the landmarks' hull) is always head, even where segmentation hesitates.
 
-Below the chin only a neck-wide band is head, so shoulders that rise to chin level stay torso.
+Below the chin only a neck-wide band is head, so shoulders that rise to chin level stay torso; and,
+when the frame's colours are given, only the skin-coloured part of that band (chroma within reach of
+the face's own skin), joined to the face: a collar or jacket inside the band stays torso, so the mesh is
+not asked to grow clothes it cannot model.
 
 The background plate is the per-pixel temporal median of the pixels labelled background (slightly
 eroded, so hair edges do not bleed in); pixels the subject never uncovered are inpainted.
@@ -34,6 +37,10 @@ class MaskConfig:
     """Half width of the neck band below the chin, in face widths (cheek 234 to cheek 454)."""
     threshold: float = 0.5
     """Selfie-segmentation probability above which a pixel is the person."""
+    neck_skin_only: bool = True
+    """Below the chin, label as head only the skin-coloured pixels of the band (needs the frame)."""
+    skin_distance: float = 3.5
+    """How far (Mahalanobis, in the face's chromaticity spread) a neck pixel's colour may be from the face's."""
     background_erode_px: int = 3
     """Background pixels this close to the person (crop pixels at 512, scaled with size) are not used
     for the plate."""
@@ -47,6 +54,8 @@ class MaskConfig:
             raise ValueError(f"neck_half_width must be in (0, 2], got {self.neck_half_width}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.skin_distance <= 0.0:
+            raise ValueError(f"skin_distance must be > 0, got {self.skin_distance}")
         if self.background_erode_px < 0 or self.plate_frames < 1:
             raise ValueError("background_erode_px must be ≥ 0 and plate_frames ≥ 1")
 
@@ -74,12 +83,15 @@ class PersonSegmenter:
         self.close()
 
 
-def label_frame(person: np.ndarray, landmarks: np.ndarray, config: MaskConfig | None = None) -> np.ndarray:
+def label_frame(person: np.ndarray, landmarks: np.ndarray, config: MaskConfig | None = None,
+                frame: np.ndarray | None = None) -> np.ndarray:
     """Labels of one frame.
 
     Args:
         person: float [S, S] person probability (or a 0/1 mask).
         landmarks: float [478, ≥2] the frame's landmarks in the same pixels (x right, y down).
+        frame: optional uint8 [S, S, 3] RGB; with it (and ``config.neck_skin_only``) only skin-coloured
+            pixels of the neck band are head.
 
     Returns:
         uint8 [S, S] with 0 background, 1 torso, 2 head.
@@ -92,6 +104,9 @@ def label_frame(person: np.ndarray, landmarks: np.ndarray, config: MaskConfig | 
     face_height = float(np.linalg.norm(up))
     labels = np.full((height, width), MASK_BACKGROUND, np.uint8)
     labels[person_mask] = MASK_TORSO
+    hull = cv2.convexHull(np.round(pts * 16).astype(np.int32))
+    face = np.zeros((height, width), np.uint8)
+    cv2.fillConvexPoly(face, hull, 1, lineType=cv2.LINE_8, shift=4)
     if face_height > 1e-6:
         up /= face_height
         right = np.array([-up[1], up[0]])
@@ -100,12 +115,54 @@ def label_frame(person: np.ndarray, landmarks: np.ndarray, config: MaskConfig | 
         dx, dy = xs + 0.5 - pts[CHIN][0], ys + 0.5 - pts[CHIN][1]   # pixel centres relative to the chin
         along = dx * up[0] + dy * up[1]                               # > 0 above the chin
         across = np.abs(dx * right[0] + dy * right[1])
-        head_zone = (along > 0) | ((along > -config.neck_below_chin * face_height)
-                                   & (across < config.neck_half_width * face_width))
-        labels[person_mask & head_zone] = MASK_HEAD
-    hull = cv2.convexHull(np.round(pts * 16).astype(np.int32))
-    cv2.fillConvexPoly(labels, hull, MASK_HEAD, lineType=cv2.LINE_8, shift=4)
+        neck_zone = ((along <= 0) & (along > -config.neck_below_chin * face_height)
+                     & (across < config.neck_half_width * face_width))
+        neck = person_mask & neck_zone
+        if frame is not None and config.neck_skin_only:
+            neck &= skin_like(frame, face > 0, config.skin_distance)
+        labels[person_mask & (along > 0)] = MASK_HEAD
+        labels[neck] = MASK_HEAD
+        if frame is not None and config.neck_skin_only:
+            _keep_neck_joined_to_face(labels, neck, face > 0)
+    labels[face > 0] = MASK_HEAD
     return labels
+
+
+def skin_like(frame: np.ndarray, face: np.ndarray, max_distance: float) -> np.ndarray:
+    """bool [S, S]: pixels whose chromaticity (r, g) = (R, G) / (R + G + B) — unchanged when shading
+    scales the colour, as under the chin — lies within ``max_distance`` Mahalanobis units of the face's
+    skin. The skin model is a Gaussian fitted to the face pixels, refitted on its own inliers so eyes,
+    brows and lips do not widen it. Near-black pixels have no usable chromaticity and are not skin."""
+    rgb = np.asarray(frame, np.float64)
+    total = rgb.sum(-1)
+    chroma = rgb[..., :2] / np.maximum(total, 1.0)[..., None]
+    lit = total > 3 * 20.0
+    samples = chroma[face & lit]
+    if len(samples) < 16:
+        return np.ones(face.shape, bool)  # no face to learn from: do not second-guess the band
+    keep = np.ones(len(samples), bool)
+    for _ in range(3):
+        mean = samples[keep].mean(0)
+        cov = np.cov(samples[keep].T) + np.eye(2) * 0.005 ** 2  # floor: flat-lit skin has a tiny spread
+        inv = np.linalg.inv(cov)
+        diff = samples - mean
+        keep = np.einsum("ni,ij,nj->n", diff, inv, diff) < max_distance ** 2
+        if keep.sum() < 16:
+            return np.ones(face.shape, bool)
+    diff = chroma - mean
+    return lit & (np.einsum("...i,ij,...j->...", diff, inv, diff) < max_distance ** 2)
+
+
+def _keep_neck_joined_to_face(labels: np.ndarray, neck: np.ndarray, face: np.ndarray) -> None:
+    """Skin-coloured specks of the band that do not touch the rest of the head (a hand, a wooden wall
+    behind the collar) go back to torso."""
+    head = (labels == MASK_HEAD) | face
+    count, components = cv2.connectedComponents(head.astype(np.uint8), connectivity=8)
+    if count <= 2:
+        return
+    joined = np.unique(components[face & (components > 0)])
+    stray = neck & ~np.isin(components, joined)
+    labels[stray] = MASK_TORSO
 
 
 def _masked_median(values: np.ndarray, valid: np.ndarray) -> np.ndarray:

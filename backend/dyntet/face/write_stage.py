@@ -55,7 +55,7 @@ def write_frames(info: VideoInfo, fps: float, fit: FitResult, writer: DatasetWri
                 if i is None:
                     continue
                 rgb = _resize(frame, options.size)
-                labels = label_frame(segmenter.probability(rgb), fit.tracked_crop[i], options.masks)
+                labels = label_frame(segmenter.probability(rgb), fit.tracked_crop[i], options.masks, frame=rgb)
                 pending.append(pool.submit(writer.write_frame, i, rgb, labels))
                 while len(pending) > 6:
                     pending.popleft().result()
