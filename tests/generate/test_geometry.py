@@ -61,7 +61,9 @@ def test_batching_and_chunking_do_not_change_results(loaded, deforming):
     tiny_chunks = geometry.vertices(windows, max_rows=geometry.num_points)          # one frame per chunk
     batched = torch.cat(list(geometry.iter_vertices(windows, batch=5)))
     np.testing.assert_allclose(tiny_chunks.numpy(), whole.numpy(), atol=1e-6, rtol=0)
-    np.testing.assert_allclose(batched.numpy(), whole.numpy(), atol=1e-5, rtol=0)  # float32 GEMM blocking
+    # Batches of 5 take other float32 GEMM blockings than 12 frames at once: tens of ulps apart.
+    scale = float(whole.abs().max())
+    np.testing.assert_allclose(batched.numpy(), whole.numpy(), atol=1e-5 * scale, rtol=0)
 
 
 def test_expression_encoder_as_gemm_matches_the_module(loaded):

@@ -345,8 +345,8 @@ def estimate_focal(landmarks: np.ndarray, image_size: tuple[int, int], weights: 
     With the wrong focal length, undoing perspective (:func:`lift_landmarks`) leaves distortions that
     depend on where the head is and how it is turned, so the stable points (``weights``) cannot be
     aligned across frames as well as with the right one. A log-spaced search, then golden-section
-    refinement. When the residual barely changes between half and twice the best value, the clip does
-    not constrain the focal length and ``config.focal_prior`` is used.
+    refinement. When the residual barely changes between half and twice the best value (by 0.5 %, and
+    by more than rounding error), the clip does not constrain the focal length and ``config.focal_prior`` is used.
 
     Args:
         landmarks: float [T, P, 3] tracked MediaPipe pixels.
@@ -382,6 +382,8 @@ def estimate_focal(landmarks: np.ndarray, image_size: tuple[int, int], weights: 
     half = _rigidity(landmarks, factor / 2 * side, principal, weights)
     double = _rigidity(landmarks, factor * 2 * side, principal, weights)
     interior = 0 < best < len(factors) - 1
-    constrained = interior and min(half, double) > at_best * 1.005
+    # The 1e-9 floor: on noise-free input every cost is rounding error (~1e-15) and their ratios are
+    # meaningless, so only a rise that is large in absolute terms as well counts as a constraint.
+    constrained = interior and min(half, double) > at_best * 1.005 + 1e-9
     focal = factor * side if constrained else config.focal_prior * side
     return FocalEstimate(float(focal), bool(constrained), factors * side, costs)
