@@ -74,6 +74,23 @@ def test_neck_band_keeps_skin_and_gives_collar_and_jacket_to_the_torso():
         MaskConfig(skin_distance=0.0)
 
 
+def test_jaw_zone_gives_a_raised_jacket_shoulder_to_the_torso_and_keeps_skin_beside_the_jaw():
+    ys, xs = np.mgrid[0:200, 0:200] + 0.5
+    shoulder = (ys > 100) & (ys < 130) & (xs > 150) & (xs < 190)    # rises 20 px above the chin (y 120)
+    person = np.maximum(person_silhouette(), shoulder.astype(np.float32))
+    frame = dressed_frame()
+    frame[shoulder] = (30, 35, 70)                                  # jacket
+    plain = label_frame(person, upright_face())
+    dressed = label_frame(person, upright_face(), frame=frame)
+    assert plain[110, 170] == MASK_HEAD and dressed[110, 170] == MASK_TORSO
+    assert dressed[105, 135] == MASK_HEAD        # skin beside the jaw, outside the face hull: head
+    assert dressed[85, 170] == MASK_BACKGROUND and dressed[60, 140] == MASK_HEAD   # above the zone: unchanged
+    # With no jaw zone the shoulder above the chin line is head again, as by geometry alone.
+    assert label_frame(person, upright_face(), MaskConfig(jaw_zone_height=0.0), frame=frame)[110, 170] == MASK_HEAD
+    with pytest.raises(ValueError, match="jaw_zone_height"):
+        MaskConfig(jaw_zone_height=1.5)
+
+
 def test_face_hull_is_head_even_when_segmentation_misses_it():
     labels = label_frame(np.zeros((200, 200), np.float32), upright_face())
     assert labels[80, 100] == MASK_HEAD and labels[85, 75] == MASK_HEAD
