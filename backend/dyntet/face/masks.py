@@ -13,8 +13,8 @@ the face's own skin), joined to the face: a collar or jacket inside the band sta
 not asked to grow clothes it cannot model. With colours, the same skin test also decides the *jaw
 zone*: the person's pixels outside the face from the chin up to ``jaw_zone_height`` face heights above
 it. There the head is only neck and ear lobes; a jacket shoulder that rises above the chin line when the
-head tilts, or hair that falls to the shoulders, stays torso (measured on a news clip: such a wedge
-of jacket was 31 % of the head-region error of a trained avatar).
+head tilts, or hair that falls to the shoulders, stays torso (measured on a news clip: silhouette
+disagreement, mostly such jacket wedges, was 31 % of a trained avatar's head-region error).
 
 The background plate is the per-pixel temporal median of the pixels labelled background (slightly
 eroded, so hair edges do not bleed in); pixels the subject never uncovered are inpainted.
