@@ -7,7 +7,7 @@ never saved into .blend files.
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from .blender.exporter import PRESETS
 from .blender.importer import ImportOptions
@@ -77,6 +77,10 @@ class DynTetSettings(bpy.types.PropertyGroup):
     )
     iterations: IntProperty(
         name="Iterations", description="Training iterations; 0 uses the preset's", default=0, min=0, max=1_000_000
+    )
+    minutes: FloatProperty(
+        name="Minutes", description="Time budget of the training run in minutes (the learning-rate schedule is "
+        "laid out over it); 0 uses the preset's", default=0.0, min=0.0, max=100_000.0
     )
     device: EnumProperty(
         name="Device",

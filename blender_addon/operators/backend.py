@@ -150,6 +150,8 @@ class DYNTET_OT_train(bpy.types.Operator):
         settings = context.scene.dyntet
         name = bpy.path.clean_name(settings.name)
         overrides = {"iterations": settings.iterations} if settings.iterations else {}
+        if settings.minutes > 0:
+            overrides["minutes"] = settings.minutes
         params = {
             "dataset": f"datasets/{name}",
             "run": f"runs/{name}",

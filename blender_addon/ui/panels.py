@@ -192,6 +192,7 @@ class DYNTET_PT_train(_DynTetPanel, bpy.types.Panel):
         column = layout.column()
         column.prop(settings, "preset")
         column.prop(settings, "iterations")
+        column.prop(settings, "minutes")
         column.prop(settings, "device")
         job = state.job_of_kind("train")
         row = layout.row(align=True)

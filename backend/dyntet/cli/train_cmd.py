@@ -19,6 +19,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--preset", choices=PRESETS, default="preview",
                    help="preview: minutes on a CPU; full: the paper's settings (GPU)")
     p.add_argument("--iters", type=int, help="number of iterations (overrides the preset)")
+    p.add_argument("--minutes", type=float,
+                   help="time budget: train for this long (the schedule is laid out over it; overrides the preset)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -50,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.set)
     if args.iters is not None:
         overrides["iterations"] = args.iters
+    if args.minutes is not None:
+        if args.minutes <= 0:
+            raise UserFacingError("--minutes must be a positive number of minutes")
+        overrides["minutes"] = args.minutes
     try:
         with ProgressBar() as bar:
             run_dir = train(args.dataset, args.output, preset=args.preset, overrides=overrides,

@@ -45,6 +45,8 @@ class Meshes:
     vertices: torch.Tensor
     canonical: torch.Tensor
     topology: MarchingTopology
+    features: torch.Tensor | None = None
+    """float [B, D]: the expression encoder's output for the B frames (reused by rendering and losses)."""
 
 
 @dataclass
@@ -131,13 +133,15 @@ class DynTet(nn.Module):
             chunks = [self.geometry.sdf_elastic(p)[0] for p in torch.split(self.grid_vertices, 131072)]
         return torch.cat(chunks)
 
-    def meshes(self, windows: torch.Tensor, topo: MarchingTopology | None = None) -> Meshes:
+    def meshes(self, windows: torch.Tensor, topo: MarchingTopology | None = None,
+               sdf_all: torch.Tensor | None = None) -> Meshes:
         """Per-frame meshes for expression windows float [B, W, K] (+ the canonical mesh).
 
+        ``topo`` alone reuses a topology (inference); ``topo`` with ``sdf_all`` (float [V], the values
+        it was built from) skips the full-grid SDF evaluation (training's :class:`SurfaceCache`).
         Gradients flow to f1 through the SDF values of crossing-edge endpoints, to f2 and the
         expression encoder through the offsets.
         """
-        sdf_all = None
         if topo is None:
             sdf_all = self.sdf()
             topo = topology(self.grid, sdf_all)
@@ -153,7 +157,8 @@ class DynTet(nn.Module):
         offsets = elastic[None, :, None] * self.geometry.offsets(code, features)  # [B+1, U, 3]
         verts = decode(local_topo, points, sdf_used, offsets, check_signs=False)  # [B+1, E, 3]
         verts = self.to_head(verts)
-        return Meshes(faces=topo.faces, vertices=verts[:-1], canonical=verts[-1], topology=topo)
+        return Meshes(faces=topo.faces, vertices=verts[:-1], canonical=verts[-1], topology=topo,
+                      features=features[:-1])
 
     # -- appearance ------------------------------------------------------------------------------
     def render(self, meshes: Meshes, windows: torch.Tensor, poses: torch.Tensor, intrinsics: torch.Tensor,
@@ -179,21 +184,25 @@ class DynTet(nn.Module):
         normals = vertex_normals(meshes.vertices, faces)                             # [B, E, 3]
         canonical_attr = meshes.canonical.expand(batch, -1, -1)
         attrs = raster.interpolate(torch.cat([canonical_attr, normals, meshes.vertices], -1), rast, faces)
-        pix = covered.nonzero(as_tuple=True)
-        canon = attrs[..., 0:3][pix]
-        normal = nn.functional.normalize(attrs[..., 3:6][pix], dim=-1)
-        position = attrs[..., 6:9][pix]
+        # Covered pixels by flat index: gathers and scatters as index_select / index_copy, whose backward
+        # passes are a plain index_add / index_select (advanced indexing's backward sorts its indices).
+        flat = covered.reshape(-1).nonzero()[:, 0]                                   # [P]
+        frame = torch.div(flat, covered.shape[1] * covered.shape[2], rounding_mode="floor")
+        at_pixels = attrs.reshape(-1, attrs.shape[-1]).index_select(0, flat)          # [P, 9]
+        canon = at_pixels[:, 0:3]
+        normal = nn.functional.normalize(at_pixels[:, 3:6], dim=-1)
+        position = at_pixels[:, 6:9]
         rotation = poses[:, :3, :3]
         camera_centre = -(rotation.transpose(1, 2) @ poses[:, :3, 3:4])[..., 0]      # [B, 3] head space
 
-        feature = self.geometry.expression_encoder(windows)[pix[0]]
-        kd, orm = self.appearance(self.head_to_grid(canon) + 0.5, feature)
-        view = nn.functional.normalize(camera_centre[pix[0]] - position, dim=-1)
+        features = meshes.features if meshes.features is not None else self.geometry.expression_encoder(windows)
+        kd, orm = self.appearance(self.head_to_grid(canon) + 0.5, features, frame)
+        view = nn.functional.normalize(camera_centre.index_select(0, frame) - position, dim=-1)
         color = shade(normal, view, kd, orm, self.light)
 
         def scatter(values: torch.Tensor) -> torch.Tensor:
-            out = torch.zeros(*covered.shape, values.shape[-1], dtype=values.dtype, device=values.device)
-            return out.index_put(pix, values)
+            out = values.new_zeros(covered.numel(), values.shape[-1]).index_copy(0, flat, values)
+            return out.reshape(*covered.shape, values.shape[-1])
 
         rgb = torch.where(covered[..., None], scatter(color), background)
         alpha = covered[..., None].to(rgb.dtype)

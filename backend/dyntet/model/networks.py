@@ -107,13 +107,19 @@ class AppearanceNetwork(nn.Module):
         in_dim = self.encoding.output_dim + config.expression_dim
         self.mlp = MLP(in_dim, 6, config.hidden_dim, config.num_layers)
 
-    def forward(self, points_unit: torch.Tensor, feature: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """points_unit float [N, 3] in [0, 1]^3; feature float [N, D] (per point) or None → kd, orm."""
+    def forward(self, points_unit: torch.Tensor, feature: torch.Tensor | None,
+                frame_index: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """points_unit float [N, 3] in [0, 1]^3 → kd, orm.
+
+        ``feature`` is float [N, D] (one per point), or float [B, D] (one per frame) with ``frame_index``
+        int64 [N] naming each point's frame — then the projection runs once per frame, not per pixel.
+        """
         inputs = [self.encoding(points_unit.clamp(0.0, 1.0))]
         if self.expression_projection is not None:
             if feature is None:
                 raise ValueError("this appearance network is conditioned on expression: pass a feature")
-            inputs.append(torch.tanh(self.expression_projection(feature)))
+            projected = torch.tanh(self.expression_projection(feature))
+            inputs.append(projected if frame_index is None else projected.index_select(0, frame_index))
         out = self.mlp(torch.cat(inputs, dim=-1))
         kd = torch.sigmoid(out[:, :3])
         occlusion = torch.sigmoid(out[:, 3:4] + 3.0)

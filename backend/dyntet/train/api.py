@@ -17,7 +17,7 @@ def train(dataset: Path, run: Path, *, preset: str = "preview", overrides: dict[
     """Train a DynTet avatar on ``dataset`` into the run folder ``run``.
 
     With ``resume=True`` and a checkpoint in ``run``, the run's own ``config.json`` is used (only
-    ``iterations`` may be overridden, to extend a run) and training continues where it stopped.
+    ``iterations`` and ``minutes`` may be overridden, to extend a run) and training continues where it stopped.
     Raises :class:`dyntet.progress.Cancelled` after saving when ``should_stop()`` turns true.
     """
     run = Path(run)
@@ -26,9 +26,9 @@ def train(dataset: Path, run: Path, *, preset: str = "preview", overrides: dict[
     if resume and config_file.exists():
         saved = json.loads(config_file.read_text())
         config = TrainConfig.from_dict(saved["train"])
-        extra = set(overrides) - {"iterations", "device"}
+        extra = set(overrides) - {"iterations", "minutes", "device"}
         if extra:
-            raise ValueError(f"a resumed run keeps its settings; only iterations may change, not {sorted(extra)}")
+            raise ValueError(f"a resumed run keeps its settings; only iterations and minutes may change, not {sorted(extra)}")
         config = config.with_overrides({"device": device, **overrides})
         dataset = Path(saved["dataset"]) if dataset is None else Path(dataset)
     else:

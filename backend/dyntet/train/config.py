@@ -16,6 +16,12 @@ class TrainConfig:
     preset: str = "full"
     model: ModelConfig = field(default_factory=ModelConfig)
     iterations: int = 20_000
+    """Number of steps; with a time budget (``minutes`` > 0) only an upper bound."""
+    minutes: float = 0.0
+    """Time budget of the run in minutes (0: none). When set, training stops when the run's total time
+    (SDF initialisation included, resumed time counted) reaches it, and the learning-rate schedule is
+    laid out over the budget instead of over ``iterations``: the rate reaches ``final_learning_rate``
+    when the time is up, so a short budget still ends on a fully decayed, settled model."""
     batch_size: int = 4
     render_size: int = 512
     """Side of the rendered training images; the dataset's frames are resized to it."""
@@ -40,6 +46,9 @@ class TrainConfig:
     """a of Eq. 14, in grid units (the grid cube is 1 unit wide)."""
     face_samples: int = 4096
     """Face-model surface points per iteration for Eqs. 14–15."""
+    topology_refresh_every: int = 1
+    """Evaluate f1 on the whole grid every this many steps, in between only near the surface
+    (:class:`dyntet.train.surface_cache.SurfaceCache`); 1 is the reference, every step."""
     sdf_init_steps: int = 1500
     """Steps fitting f1 to the head prior before training (the first mesh is already a head)."""
     checkpoint_every: int = 500
@@ -54,6 +63,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.iterations < 1 or self.batch_size < 1 or self.render_size < 16:
             raise ValueError("iterations and batch_size must be >= 1 and render_size >= 16")
+        if self.minutes < 0:
+            raise ValueError(f"minutes must be >= 0 (0: no time budget), got {self.minutes}")
         if not 0 < self.final_learning_rate <= self.learning_rate:
             raise ValueError("need 0 < final_learning_rate <= learning_rate")
 
@@ -102,7 +113,7 @@ def preset(name: str) -> TrainConfig:
                 light=LightConfig(cube_resolution=16),
             ),
             iterations=2600, batch_size=1, render_size=256, learning_rate=1e-3, final_learning_rate=1e-5,
-            appearance_lr_scale=10.0, face_samples=2048, sdf_init_steps=1000, lambda_fdl=1e4,
+            appearance_lr_scale=10.0, face_samples=2048, sdf_init_steps=1000, lambda_fdl=1e4, topology_refresh_every=8,
             checkpoint_every=200, checkpoint_minutes=2.0, preview_every=200)
     raise ValueError(f"unknown preset {name!r}: choose preview or full")
 

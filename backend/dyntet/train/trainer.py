@@ -19,7 +19,7 @@ import torch
 from dyntet import __version__
 from dyntet.data.atomic import write_bytes_atomic, write_json_atomic
 from dyntet.data.dataset import Dataset, encode_png
-from dyntet.model.dyntet import DynTet, RenderOutput, expression_windows
+from dyntet.model.dyntet import DynTet, Meshes, RenderOutput, expression_windows
 from dyntet.model.face_prior import head_prior_sdf, sample_face
 from dyntet.model.losses import (OptionalLPIPS, deformation_loss, image_mse, mask_mse,
                                  normal_distance_loss)
@@ -27,6 +27,7 @@ from dyntet.progress import Cancelled, Progress, ProgressFn, StopFn
 from dyntet.render.pbr import linear_to_srgb
 from dyntet.train.checkpoint import load_checkpoint, save_checkpoint
 from dyntet.train.config import TrainConfig
+from dyntet.train.surface_cache import SurfaceCache
 from dyntet.train.frames import FrameBatch, FrameStore, mean_expression
 
 log = logging.getLogger(__name__)
@@ -85,8 +86,15 @@ def make_optimizer(model: DynTet, config: TrainConfig) -> torch.optim.Adam:
     ], lr=config.learning_rate, betas=(0.9, 0.99), eps=1e-15)
 
 
-def learning_rate(config: TrainConfig, iteration: int) -> float:
-    fraction = iteration / max(config.iterations, 1)
+def schedule_fraction(config: TrainConfig, iteration: int, elapsed_s: float) -> float:
+    """How far through its schedule a run is, in [0, 1]: by time under a budget, else by iterations."""
+    if config.minutes > 0:
+        return min(1.0, max(elapsed_s / (60.0 * config.minutes), iteration / max(config.iterations, 1)))
+    return min(1.0, iteration / max(config.iterations, 1))
+
+
+def learning_rate(config: TrainConfig, fraction: float) -> float:
+    """Exponential decay from ``learning_rate`` at fraction 0 to ``final_learning_rate`` at 1."""
     return config.learning_rate * (config.final_learning_rate / config.learning_rate) ** fraction
 
 
@@ -128,10 +136,13 @@ class Trainer:
                 "dyntet_version": __version__, "dataset": str(Path(dataset_dir).resolve()),
                 "train": config.to_dict()})
             (self.run / "metrics.jsonl").unlink(missing_ok=True)
+            started = time.monotonic()
             init_mse = initialise_sdf(self.model, self.dataset, config.sdf_init_steps, config.seed)
+            self.elapsed_s = time.monotonic() - started  # a time budget covers the initialisation too
             log.info("f1 initialised from the face-model head prior (MSE %.2e)", init_mse)
         self.frames = FrameStore(self.dataset, "train", config.render_size, self.device)
         self.preview_frame = 0
+        self.surface = SurfaceCache(config.topology_refresh_every)
 
     # -- one step ------------------------------------------------------------------------------
     def step(self) -> dict[str, float]:
@@ -139,12 +150,13 @@ class Trainer:
         model = self.model
         positions = torch.randint(0, len(self.frames), (cfg.batch_size,), generator=self.generator)
         batch = self.frames.batch(positions)
-        lr = learning_rate(cfg, self.iteration)
+        lr = learning_rate(cfg, schedule_fraction(cfg, self.iteration, self.elapsed_s))
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
 
         windows = expression_windows(self.frames.expression, batch.frames, cfg.model.geometry.expression_window)
-        out = self.render(batch, windows)
+        meshes = self.meshes(windows)
+        out = self.render(batch, windows, meshes)
         pred = linear_to_srgb(out.rgb)
         losses = {"image": image_mse(pred, batch.images), "mask": mask_mse(out.alpha, batch.head_mask)}
         if self.lpips.available:
@@ -154,7 +166,7 @@ class Trainer:
         samples = type(samples)(*(t.to(self.device) for t in (samples.points, samples.normals, samples.basis)))
         losses["ndl"] = cfg.lambda_ndl * normal_distance_loss(model.geometry, samples, cfg.ndl_half_range,
                                                               self.generator)
-        features = model.geometry.expression_encoder(windows)
+        features = meshes.features
         delta = self.frames.expression[batch.frames] - model.mean_expression
         fdl, elastic = deformation_loss(model.geometry, samples, features, delta)
         losses["fdl"] = cfg.lambda_fdl * fdl
@@ -170,8 +182,12 @@ class Trainer:
         figures.update(loss=total.item(), psnr=psnr(figures["image"]), lr=lr)
         return figures
 
-    def render(self, batch: FrameBatch, windows: torch.Tensor) -> RenderOutput:
-        meshes = self.model.meshes(windows)
+    def meshes(self, windows: torch.Tensor) -> Meshes:
+        sdf, topo = self.surface.sdf_and_topology(self.model)
+        return self.model.meshes(windows, topo, sdf)
+
+    def render(self, batch: FrameBatch, windows: torch.Tensor, meshes: Meshes | None = None) -> RenderOutput:
+        meshes = self.meshes(windows) if meshes is None else meshes
         self.model.light.build()
         return self.model.render(meshes, windows, batch.poses, batch.intrinsics, self.config.render_size,
                                  batch.background)
@@ -205,6 +221,11 @@ class Trainer:
         return path
 
     # -- loop ------------------------------------------------------------------------------------
+    def finished(self) -> bool:
+        """The iteration count is reached, or the time budget is spent."""
+        cfg = self.config
+        return self.iteration >= cfg.iterations or (cfg.minutes > 0 and self.elapsed_s >= 60.0 * cfg.minutes)
+
     def train(self, progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> Path:
         cfg = self.config
         last_save = time.monotonic()
@@ -213,14 +234,16 @@ class Trainer:
         preview = self.run / "preview.png" if (self.run / "preview.png").exists() else None
         figures: dict[str, float] = {}
         try:
-            while self.iteration < cfg.iterations:
+            while not self.finished():
                 if should_stop is not None and should_stop():
                     raise Cancelled(f"stopped at iteration {self.iteration}")
                 figures = self.step()
                 self.elapsed_s = base_elapsed + time.monotonic() - start_time
                 done = self.iteration - start_iteration
-                eta = (time.monotonic() - start_time) / done * (cfg.iterations - self.iteration)
-                if self.iteration % cfg.log_every == 0 or self.iteration == cfg.iterations:
+                fraction = schedule_fraction(cfg, self.iteration, self.elapsed_s)
+                eta = (time.monotonic() - start_time) / done * (cfg.iterations - self.iteration) \
+                    if cfg.minutes <= 0 else max(0.0, 60.0 * cfg.minutes - self.elapsed_s)
+                if self.iteration % cfg.log_every == 0 or self.finished():
                     with open(self.run / "metrics.jsonl", "a") as handle:
                         handle.write(json.dumps({"iteration": self.iteration, "elapsed_s": round(self.elapsed_s, 3),
                                                  **{k: round(v, 6) for k, v in figures.items()}}) + "\n")
@@ -231,8 +254,10 @@ class Trainer:
                     self.save()
                     last_save = time.monotonic()
                 if progress is not None:
-                    progress(Progress("train", self.iteration, cfg.iterations,
-                                      f"loss {figures['loss']:.4f}  psnr {figures['psnr']:.2f} dB",
+                    step, total = ((self.iteration, cfg.iterations) if cfg.minutes <= 0 else
+                                   (round(1000 * fraction), 1000))
+                    progress(Progress("train", step, total, f"iteration {self.iteration}  loss {figures['loss']:.4f}  "
+                                      f"psnr {figures['psnr']:.2f} dB",
                                       metrics=figures, eta_s=eta, preview=preview))
         except (KeyboardInterrupt, Cancelled):
             self.save()

@@ -1,0 +1,49 @@
+"""The SDF signs that decide the mesh topology, kept between training steps instead of recomputed.
+
+Every step needs the SDF of all V grid vertices only to find which edges cross the surface, and the
+topology those signs give. Both change slowly: one Adam step moves the SDF by far less than a grid cell.
+So f1 is evaluated on the whole grid every ``refresh_every`` steps; in between, only on the band of
+vertices that were within ``band_cells`` grid cells of the surface at the last refresh (the only ones
+whose sign can plausibly flip), and the topology is rebuilt only when some sign actually changed.
+``refresh_every = 1`` is the reference: the whole grid every step, exactly as without a cache.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from dyntet.geometry.marching import MarchingTopology, topology
+from dyntet.model.dyntet import DynTet
+
+
+class SurfaceCache:
+    def __init__(self, refresh_every: int = 1, band_cells: float = 4.0) -> None:
+        if refresh_every < 1:
+            raise ValueError(f"refresh_every must be >= 1, got {refresh_every}")
+        self.refresh_every = refresh_every
+        self.band_cells = band_cells
+        self._calls = 0
+        self._sdf: torch.Tensor | None = None
+        self._band: torch.Tensor | None = None
+        self._signs: torch.Tensor | None = None
+        self._topology: MarchingTopology | None = None
+
+    @torch.no_grad()
+    def sdf_and_topology(self, model: DynTet) -> tuple[torch.Tensor, MarchingTopology]:
+        """SDF float [V] of every grid vertex (fresh on the band, from the last refresh elsewhere) and
+        the marching-tets topology of its signs."""
+        if self._sdf is None or self._calls % self.refresh_every == 0:
+            sdf = model.sdf()
+            if self.refresh_every > 1:
+                band = sdf.abs() < self.band_cells / model.grid.resolution
+                self._band = band.nonzero()[:, 0]
+        else:
+            sdf = self._sdf.clone()
+            sdf[self._band] = model.geometry.sdf_elastic(model.grid_vertices[self._band])[0]
+        self._calls += 1
+        signs = sdf < 0
+        if self._topology is None or not torch.equal(signs, self._signs):
+            self._topology = topology(model.grid, sdf)
+            self._signs = signs
+        self._sdf = sdf
+        return sdf, self._topology
