@@ -4,11 +4,13 @@ On ``../shared/data/footage/obama_b.mp4`` (30 s, 256², 30 fps): ``dyntet prepro
 (the clip's own resolution; the preview preset renders at 256²), ``train`` with the ``preview``
 preset on the CPU, ``evaluate`` on the dataset's test split (its last 1/11 of frames).
 
-Figures: ``psnr_head_test``, ``ssim_test``, ``mask_iou_test``, ``wall_s`` (preprocess + train +
+Figures: ``psnr_head_test``, ``psnr_mouth_test``, ``psnr_eyes_test``, ``ssim_test``, ``mask_iou_test``,
+``faceting_deg`` (canonical mesh), ``wall_s`` (preprocess + train +
 evaluate; the issue's target is head PSNR ≥ 30 dB within 20 minutes on 2 cores), plus the full-frame
 PSNR, each stage's time and the machine's load average. ``DYNTET_BENCH_DIR`` keeps the dataset and run
-(a rerun reuses the dataset but always trains from scratch); ``DYNTET_BENCH_ITERS`` overrides the
-preset's iteration count for a quick check.
+(a rerun reuses the dataset but always trains from scratch); ``DYNTET_BENCH_ITERS`` trains that many
+iterations instead of the preset's time budget, for a quick check; ``DYNTET_BENCH_FOOTAGE`` names
+another clip (obama_a, reagan: the same command on other footage).
 """
 
 from __future__ import annotations
@@ -25,28 +27,31 @@ from benchmarks.preprocess import FOOTAGE
 def run() -> dict:
     from dyntet.face.preprocess import PreprocessOptions, preprocess
     from dyntet.train.api import train
-    from dyntet.train.config import preset
+    from dyntet.train.checkpoint import load_checkpoint
     from dyntet.train.evaluate import evaluate, load_run
 
-    if not FOOTAGE.exists():
+    if not FOOTAGE.exists() and not os.environ.get("DYNTET_BENCH_FOOTAGE"):
         raise SystemExit(f"bench train-real needs {FOOTAGE} (the team's reference footage)")
     root = Path(os.environ.get("DYNTET_BENCH_DIR") or tempfile.mkdtemp(prefix="dyntet-bench-real-"))
-    dataset, run_dir = root / "obama_b", root / "run"
-    iterations = int(os.environ.get("DYNTET_BENCH_ITERS") or preset("preview").iterations)
+    footage = Path(os.environ.get("DYNTET_BENCH_FOOTAGE") or FOOTAGE)
+    dataset, run_dir = root / footage.stem, root / f"run-{footage.stem}"
+    overrides = {"iterations": int(os.environ["DYNTET_BENCH_ITERS"]), "minutes": 0} \
+        if os.environ.get("DYNTET_BENCH_ITERS") else {}
     load_before = os.getloadavg()[0]
     print(f"train-real in {root} (load average {load_before:.1f})", flush=True)
 
     started = time.perf_counter()
-    preprocess(FOOTAGE, dataset, PreprocessOptions(size=256))
+    preprocess(footage, dataset, PreprocessOptions(size=256))
     preprocess_s = time.perf_counter() - started
-    print(f"preprocessed {FOOTAGE.name} in {preprocess_s:.1f} s → {dataset}", flush=True)
+    print(f"preprocessed {footage.name} in {preprocess_s:.1f} s → {dataset}", flush=True)
 
     shutil.rmtree(run_dir, ignore_errors=True)
     started = time.perf_counter()
-    train(dataset, run_dir, preset="preview", device="cpu", overrides={"iterations": iterations},
+    train(dataset, run_dir, preset="preview", device="cpu", overrides=overrides,
           progress=lambda p: print(f"  iteration {p.step}/{p.total} {p.message}", flush=True)
-          if p.step % 200 == 0 else None)
+          if p.step % 50 == 0 else None)
     train_s = time.perf_counter() - started
+    iterations = load_checkpoint(run_dir)["iteration"]
 
     started = time.perf_counter()
     report = evaluate(load_run(run_dir, "cpu"), "test")
@@ -62,4 +67,10 @@ def run() -> dict:
             "ssim_test": round(mean["ssim"], 4), "mask_iou_test": round(mean["mask_iou"], 4),
             "wall_s": round(wall, 1), "preprocess_s": round(preprocess_s, 1), "train_s": round(train_s, 1),
             "eval_s": round(eval_s, 1), "iters": iterations, "test_frames": len(report.frames),
+            "psnr_mouth_test": _rounded(mean.get("psnr_mouth"), 3), "psnr_eyes_test": _rounded(mean.get("psnr_eyes"), 3),
+            "faceting_deg": _rounded(mean.get("faceting_deg"), 2),
             "load_average": [round(load_before, 1), round(load_after, 1)]}
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

@@ -15,7 +15,8 @@ from pathlib import Path
 def run() -> dict:
     from dyntet.data.synthetic import SyntheticConfig, make_subject
     from dyntet.train.api import train
-    from dyntet.train.config import preset
+    from dyntet.cli.demo_cmd import DEMO_MINUTES
+    from dyntet.train.checkpoint import load_checkpoint
     from dyntet.train.evaluate import evaluate, load_run
 
     root = Path(os.environ.get("DYNTET_BENCH_DIR") or tempfile.mkdtemp(prefix="dyntet-bench-"))
@@ -24,12 +25,12 @@ def run() -> dict:
         started = time.perf_counter()
         make_subject(dataset, SyntheticConfig())
         print(f"synthetic subject built in {time.perf_counter() - started:.1f} s → {dataset}")
-    iterations = preset("preview").iterations
     started = time.perf_counter()
-    run_dir = train(dataset, root / "run", preset="preview", device="cpu",
+    run_dir = train(dataset, root / "run", preset="preview", device="cpu", overrides={"minutes": DEMO_MINUTES},
                     progress=lambda p: print(f"  iteration {p.step}/{p.total} {p.message}")
                     if p.step % 100 == 0 else None)
     wall = time.perf_counter() - started
+    iterations = load_checkpoint(run_dir)["iteration"]
     report = evaluate(load_run(run_dir, "cpu"), "test")
     mean = report.mean()
     print(f"held-out: PSNR {mean['psnr']:.2f} dB, head PSNR {mean['psnr_head']:.2f} dB, "

@@ -124,3 +124,22 @@ def test_validation() -> None:
         edge_manifold_report(TET_FACES[:, :2])
     with pytest.raises(ValueError, match="verts must be"):
         enclosed_volume(TET_VERTS.long(), TET_FACES)
+
+
+def test_faceting_is_zero_on_a_plane_and_falls_when_marching_tets_creases_are_smoothed():
+    from dyntet.geometry.mesh import faceting_deg
+    from dyntet.geometry.smoothing import taubin_smoothing
+
+    flat = torch.tensor([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0], [2, 0, 0]])
+    assert faceting_deg(flat, torch.tensor([[0, 1, 2], [0, 2, 3], [1, 4, 2]])) == pytest.approx(0.0, abs=1e-6)
+    cube_edge = torch.tensor([[0.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    assert faceting_deg(cube_edge, torch.tensor([[0, 2, 1], [0, 1, 3]])) == pytest.approx(90.0)
+    grid = build_tet_grid(32)
+    # a learned SDF is never exact: per-vertex noise of a tenth of a cell gives the lattice zig-zag
+    noise = torch.randn(grid.vertices.shape[0], generator=torch.Generator().manual_seed(0)) * 0.1 / 32
+    sdf = shapes.sphere_sdf(grid.vertices, 0.3) + noise
+    topo = topology(grid, sdf)
+    verts = decode(topo, grid.vertices, sdf)
+    raw = faceting_deg(verts, topo.faces)
+    smoothed = faceting_deg(taubin_smoothing(topo.faces, verts.shape[0], 8)(verts), topo.faces)
+    assert 2 < raw < 45 and smoothed < 0.7 * raw

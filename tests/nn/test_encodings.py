@@ -179,16 +179,16 @@ def test_gradient_touches_only_the_entries_used():
 # -- backends ----------------------------------------------------------------------------------------
 
 
-def test_auto_picks_torch_without_cuda_and_logs_once(caplog, monkeypatch):
+def test_auto_picks_numba_without_cuda_and_logs_once(caplog, monkeypatch):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA; 'auto' may pick tinycudann")
     monkeypatch.setattr(encodings, "_announced", set())
     with caplog.at_level(logging.INFO, logger="dyntet.nn.encodings"):
         a = HashGridEncoding(HashGridConfig(levels=2, log2_table_size=8))
         b = HashGridEncoding(HashGridConfig(levels=2, log2_table_size=8))
-    assert a.implementation == b.implementation == "torch"
+    assert a.implementation == b.implementation == "numba"
     messages = [r.getMessage() for r in caplog.records if "hash grid" in r.getMessage()]
-    assert len(messages) == 1 and "pure-PyTorch" in messages[0]
+    assert len(messages) == 1 and "numba" in messages[0]
 
 
 def test_explicit_tcnn_never_falls_back():

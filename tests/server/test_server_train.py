@@ -22,7 +22,7 @@ pytestmark = [
 
 # A deliberately tiny network (seconds per iteration on 2 CPU cores).
 TINY = {
-    "iterations": 300, "render_size": 64, "batch_size": 1, "face_samples": 256, "sdf_init_steps": 10,
+    "iterations": 300, "minutes": 0, "render_size": 64, "batch_size": 1, "face_samples": 256, "sdf_init_steps": 10,
     "checkpoint_every": 10, "preview_every": 10, "log_every": 1,
     "model.geometry.grid_resolution": 16, "model.geometry.hidden_dim": 16,
     "model.geometry.expression_feature_dim": 16, "model.geometry.expression_window": 9,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -39,6 +40,28 @@ def test_a_run_writes_config_checkpoint_metrics_preview_and_mesh(tiny_dataset, t
     report = evaluate(load_run(run, "cpu"), "test")
     mean = report.mean()
     assert len(report.frames) == 2 and 0 < mean["psnr"] < 100 and 0 <= mean["mask_iou"] <= 1
+    assert 0 < mean["faceting_deg"] < 90
+    assert "psnr_mouth" not in mean                       # the synthetic subject has no MediaPipe landmarks
+
+
+def test_eval_scores_the_mouth_and_eyes_boxes_of_the_tracked_landmarks(tiny_dataset, tmp_path):
+    from dyntet.data.landmark_regions import region_masks
+    from dyntet.train.evaluate import rendered_frames
+
+    run = train(tiny_dataset, tmp_path / "run", preset="preview", overrides=TINY, device="cpu")
+    loaded = load_run(run, "cpu")
+    size = loaded.dataset.size
+    rng = np.random.default_rng(0)
+    landmarks = rng.uniform(0.3 * size, 0.7 * size, (loaded.dataset.num_frames, 478, 2)).astype(np.float32)
+    loaded.dataset.tracking.landmarks = landmarks
+    report = evaluate(loaded, "test")
+    assert {"psnr_mouth", "psnr_eyes"} <= report.mean().keys()
+    frame, pred, gt, _, _ = next(rendered_frames(loaded, "test"))
+    mouth = torch.from_numpy(region_masks(landmarks[frame], size, pred.shape[0])["mouth"])
+    expected = 10 * np.log10(1 / float(((pred[mouth] - gt[mouth]) ** 2).mean()))
+    assert report.frames[0].frame == frame
+    assert abs(report.frames[0].psnr_mouth - expected) < 1e-3
+    assert abs(report.frames[0].psnr_mouth - report.frames[0].psnr) > 1e-3   # a region, not the frame
 
 
 def test_all_frames_share_bit_identical_faces(tiny_dataset, tmp_path):

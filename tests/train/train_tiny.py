@@ -1,7 +1,7 @@
 """A tiny training configuration shared by the training tests (seconds per run on a CPU)."""
 
 TINY = {
-    "iterations": 6, "render_size": 64, "batch_size": 2, "face_samples": 256, "sdf_init_steps": 30,
+    "iterations": 6, "minutes": 0, "render_size": 64, "batch_size": 2, "face_samples": 256, "sdf_init_steps": 30,
     "checkpoint_every": 3, "preview_every": 3, "log_every": 1,
     "model.geometry.grid_resolution": 16, "model.geometry.hidden_dim": 16,
     "model.geometry.expression_feature_dim": 16, "model.geometry.expression_window": 9,

@@ -16,11 +16,16 @@ import numpy as np
 from dyntet.cli.progress_bar import ProgressBar
 
 
+DEMO_MINUTES = 4.0
+"""Training budget of the demo: the synthetic subject needs ≈ 2600 preview steps, which fit in it."""
+
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("demo", help="synthetic subject → train → evaluate → video + meshes",
                               description=__doc__)
     p.add_argument("-o", "--output", type=Path, default=Path("demo_out"), help="folder for everything")
-    p.add_argument("--iters", type=int, help="training iterations (default: the preview preset's)")
+    p.add_argument("--iters", type=int, help="training iterations (default: as many as --minutes allow)")
+    p.add_argument("--minutes", type=float, default=DEMO_MINUTES,
+                   help=f"training time budget (default {DEMO_MINUTES:g}, so the demo stays within 10 minutes)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.set_defaults(func=run)
 
@@ -42,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             make_subject(dataset_dir, SyntheticConfig(), progress=bar)
 
     print(f"[2/4] training the preview preset → {run_dir}")
-    overrides = {"iterations": args.iters} if args.iters else {}
+    overrides = {"iterations": args.iters, "minutes": 0} if args.iters else {"minutes": args.minutes}
     resume = (run_dir / "checkpoints" / "last.pt").exists()
     with ProgressBar() as bar:
         train(dataset_dir, run_dir, preset="preview", overrides=overrides, device=args.device,

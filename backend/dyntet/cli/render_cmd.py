@@ -12,14 +12,15 @@ from dyntet.cli.generate_cmd import add_drive_arguments, drive_options
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "render", help="render a driven avatar to an MP4 video", description=__doc__,
-        epilog="Frames are the avatar's own neural rendering from its training camera, over its background "
-               "plate (the footage with head and torso removed); H.264 + AAC.")
+        epilog="Frames are the avatar's own neural rendering from its training camera, on the avatar's own "
+               "torso (footage frames re-timed to follow the driven head); H.264 + AAC.")
     add_drive_arguments(p)
     p.add_argument("-o", "--output", type=Path, required=True, help="video file to write (.mp4)")
     p.add_argument("--size", type=int, help="side of the square video in pixels (even; default: the dataset's)")
-    p.add_argument("--background", choices=("plate", "footage"), default="plate",
-                   help="plate: the background plate (default); footage: the avatar's own frames with the head "
-                        "replaced (keeps the torso; only when replaying train, test or all)")
+    p.add_argument("--background", choices=("torso", "plate", "footage"), default="torso",
+                   help="torso (default): the avatar's footage re-timed to the driven head motion, so the head "
+                        "sits on its own shoulders; plate: the empty background (a floating head); footage: "
+                        "the replayed frames themselves (only when replaying train, test or all)")
     p.add_argument("--quality", type=float, default=8.0, help="H.264 quality 0-10, 10 best (default 8)")
     p.add_argument("--batch", type=int, default=2, help="frames rendered at once")
     p.set_defaults(func=run)

@@ -170,7 +170,8 @@ class FrozenGeometry:
         """Eq. 6 with cached weights: float [B, U, 3] → float [B, E, 3] head space."""
         at_a = tanh_offsets.index_select(1, self.edge_a)
         at_b = tanh_offsets.index_select(1, self.edge_b)
-        return torch.addcmul(torch.addcmul(self.base, self.gain_a, at_a), self.gain_b, at_b)
+        verts = torch.addcmul(torch.addcmul(self.base, self.gain_a, at_a), self.gain_b, at_b)
+        return self.model.smoothing(self.topology)(verts)  # affine-invariant: head space is fine
 
     def iter_vertices(self, windows: torch.Tensor, batch: int = 16) -> Iterator[torch.Tensor]:
         """:meth:`vertices` in batches of ``batch`` frames: yields float32 [b, E, 3] (b ≤ batch)."""

@@ -1,8 +1,8 @@
 """``render``: a trained run + a driving source → an MP4 of the neural rendering, with the driver's audio.
 
 Frames are rendered by the avatar itself (``DynTet.render``: rasteriser, G, learned light) from the
-avatar's own camera, over its background plate (``background.png``: the footage with head and torso
-removed), with the head placed by :mod:`dyntet.generate.pose` (``scene_to_camera · head_to_scene[t]``:
+avatar's own camera, by default over the avatar's own torso re-timed to the driven head motion
+(:mod:`.torso`), or over the bare background plate, with the head placed by :mod:`dyntet.generate.pose` (``scene_to_camera · head_to_scene[t]``:
 the footage's exact poses when the motion is the avatar's own). The geometry comes from the cached path
 of :mod:`.geometry`. Encoded as H.264 (yuv420p) with imageio-ffmpeg's ffmpeg; the driver's audio is muxed
 in as AAC.
@@ -23,6 +23,7 @@ from dyntet.data.dataset import MASK_HEAD, Dataset
 from dyntet.generate.api import GenerateError, clip_windows, open_run, resolve_clip
 from dyntet.generate.drive import DriveOptions
 from dyntet.generate.geometry import FrozenGeometry
+from dyntet.generate.torso import TorsoConfig, anchor_points, chin_row, retime, soft_cutout
 from dyntet.model.dyntet import DynTet
 from dyntet.progress import Cancelled, Progress, ProgressFn, StopFn
 from dyntet.render.pbr import linear_to_srgb, srgb_to_linear
@@ -37,10 +38,11 @@ class RenderConfig:
     drive_options: DriveOptions = field(default_factory=DriveOptions)
     size: int | None = None
     """Side of the square video in pixels (even; default: the avatar's dataset frame size)."""
-    background: Literal["plate", "footage"] = "plate"
-    """``plate``: the background plate (head and torso removed). ``footage``: the driving frames with the
-    head replaced by the plate, as in training and evaluation (keeps the torso) — only when the avatar
-    replays its own clip."""
+    background: Literal["torso", "plate", "footage"] = "torso"
+    """``torso``: the avatar's footage frame whose head sits where the driven head sits, re-timed smoothly,
+    head cut out (any driver). ``plate``: the background plate alone (a floating head). ``footage``: the
+    driving frames themselves with the head cut out — only when the avatar replays its own clip."""
+    torso: TorsoConfig = field(default_factory=TorsoConfig)
     batch_frames: int = 2
     """Frames rendered at once."""
     quality: float = 8.0
@@ -53,8 +55,8 @@ class RenderConfig:
                              f"got {self.size!r}")
         if not isinstance(self.batch_frames, int) or self.batch_frames < 1:
             raise ValueError(f"batch_frames must be a positive int, got {self.batch_frames!r}")
-        if self.background not in ("plate", "footage"):
-            raise ValueError(f"background must be 'plate' or 'footage', got {self.background!r}")
+        if self.background not in ("torso", "plate", "footage"):
+            raise ValueError(f"background must be 'torso', 'plate' or 'footage', got {self.background!r}")
         if not 0 <= self.quality <= 10:
             raise ValueError(f"quality must be in 0..10, got {self.quality!r}")
 
@@ -90,6 +92,7 @@ def render_video(run: Path, out: Path, config: RenderConfig | None = None, progr
     intrinsics = torch.from_numpy(clip.intrinsics * (size / clip.size)).to(device)
     poses = torch.from_numpy((clip.scene_to_camera[None] @ clip.head_to_scene.astype(np.float64))
                              .astype(np.float32)).to(device)
+    backdrop = backdrop_frames(dataset, clip, poses.cpu().numpy(), config)
     with torch.inference_mode():
         model.light.build()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -110,11 +113,12 @@ def render_video(run: Path, out: Path, config: RenderConfig | None = None, progr
                 if should_stop is not None and should_stop():
                     raise Cancelled("rendering stopped")
                 stop = min(start + config.batch_frames, clip.num_frames)
-                if config.background == "footage":
-                    frames = clip.frames[start:stop].tolist()
-                    background = torch.stack([_footage(dataset, i, plate, size) for i in frames])
-                else:
+                if backdrop is None:
                     background = plate.expand(stop - start, -1, -1, -1)
+                else:
+                    feather = config.torso.feather_px * size / dataset.size
+                    background = torch.stack([_footage(dataset, int(i), plate, size, feather)
+                                              for i in backdrop[start:stop]])
                 images = render_frames(model, geometry, windows[start:stop], poses[start:stop], intrinsics, size,
                                        background)
                 for image in images:
@@ -144,11 +148,28 @@ def render_frames(model: DynTet, geometry: FrozenGeometry, windows: torch.Tensor
     return (linear_to_srgb(out.rgb) * 255 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
 
 
-def _footage(dataset: Dataset, index: int, plate: torch.Tensor, size: int) -> torch.Tensor:
-    """Frame ``index`` with its head pixels replaced by the plate: float [size, size, 3] linear."""
+def backdrop_frames(dataset: Dataset, clip, poses: np.ndarray, config: RenderConfig) -> np.ndarray | None:
+    """The footage frame behind each rendered frame (int64 [T]), or None over the bare plate.
+
+    ``poses`` float [T, 4, 4] are the driven head-to-camera poses of the avatar's camera."""
+    if config.background == "plate":
+        return None
+    if config.background == "footage":
+        return np.asarray(clip.frames, np.int64)
+    intrinsics = clip.intrinsics * (dataset.size / clip.size)
+    return retime(dataset.tracking.pose, poses, anchor_points(dataset.face_model.mean_shape), intrinsics,
+                  config.torso)
+
+
+def _footage(dataset: Dataset, index: int, plate: torch.Tensor, size: int, feather_px: float) -> torch.Tensor:
+    """Frame ``index`` with its head above the chin replaced by the plate behind a soft edge:
+    float [size, size, 3] linear."""
     frame = _to_linear(dataset.frame(index), size, plate.device)
     head = _resize((dataset.mask(index) == MASK_HEAD).astype(np.uint8)[..., None] * 255, size, plate.device)
-    return torch.where(head > 0.5, plate, frame)
+    scale = size / dataset.size
+    chin = chin_row(dataset.tracking.pose[index], dataset.face_model.mean_shape, dataset.tracking.intrinsics * scale)
+    weight = soft_cutout((head > 0.5).to(plate.dtype), feather_px, keep_below_row=chin)
+    return torch.lerp(frame, plate, weight)
 
 
 def _to_linear(image: np.ndarray, size: int, device: torch.device) -> torch.Tensor:

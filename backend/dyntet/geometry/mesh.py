@@ -146,6 +146,34 @@ def edge_manifold_report(faces: torch.Tensor) -> ManifoldReport:
     )
 
 
+def faceting_deg(verts: torch.Tensor, faces: torch.Tensor) -> float:
+    """Mean angle in degrees between the normals of triangles that share an edge.
+
+    A smooth surface sampled finely gives small angles; marching tets on a coarse lattice gives a
+    zig-zag of creases that shading shows as facets. Edges shared by other than two faces are skipped.
+
+    >>> square = torch.tensor([[0., 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]])
+    >>> round(faceting_deg(square, torch.tensor([[0, 1, 2], [0, 2, 3]])), 6)
+    0.0
+    """
+    _check(verts, faces)
+    faces = faces.long()
+    normals = face_normals(verts.detach().double(), faces)
+    num_v = int(verts.shape[0])
+    edges = torch.cat([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    keys = edges.min(1).values * num_v + edges.max(1).values
+    owner = torch.arange(faces.shape[0], device=faces.device).repeat(3)
+    keys, order = torch.sort(keys)
+    owner = owner[order]
+    _, counts = torch.unique_consecutive(keys, return_counts=True)
+    first = torch.cumsum(counts, 0) - counts
+    pairs = first[counts == 2]
+    if pairs.numel() == 0:
+        return float("nan")
+    cos = (normals[owner[pairs]] * normals[owner[pairs + 1]]).sum(-1).clamp(-1.0, 1.0)
+    return float(torch.rad2deg(torch.acos(cos)).mean())
+
+
 def remove_unreferenced(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Drop vertices no face uses and renumber the faces.
 

@@ -21,6 +21,9 @@ class GeometryConfig:
     expression_window: int = 27
     """Frames of α around the current one fed to the expression encoder (edges clamped)."""
     expression_feature_dim: int = 256
+    smoothing_passes: int = 0
+    """Taubin λ|μ smoothing pairs applied to every decoded mesh (:mod:`dyntet.geometry.smoothing`); 0 is
+    the paper's plain marching tets."""
     max_offset: float = 16.0
     """Bound on |f2| (tanh-scaled, grid units); Δv = e · f2 (Eq. 5). The bound only removes the e/f2
     scale ambiguity: it must be large, or the elastic regulariser (λ4 = λ3) wins against the deformation
@@ -47,7 +50,7 @@ class AppearanceConfig:
     num_layers: int = 5
     expression_dim: int = 16
     """Width of the projection of the expression feature fed to G (0 disables the α dependence)."""
-    implementation: Literal["auto", "torch", "tcnn"] = "auto"
+    implementation: Literal["auto", "torch", "numba", "tcnn"] = "auto"
 
 
 @dataclass

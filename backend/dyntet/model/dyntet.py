@@ -23,6 +23,7 @@ from torch import nn
 from dyntet.data.dataset import FaceModel
 from dyntet.geometry.marching import MarchingTopology, decode, topology
 from dyntet.geometry.mesh import vertex_normals
+from dyntet.geometry.smoothing import TaubinSmoothing, taubin_smoothing
 from dyntet.geometry.tetgrid import tet_grid
 from dyntet.model.config import ModelConfig
 from dyntet.model.face_prior import HeadToGrid, head_frame
@@ -108,6 +109,22 @@ class DynTet(nn.Module):
         self.grid = tet_grid(geo.grid_resolution)
         self.register_buffer("grid_vertices", self.grid.vertices.clone(), persistent=False)
 
+    def smoothing(self, topo: MarchingTopology) -> TaubinSmoothing:
+        """The model's mesh smoothing for one topology (built once per topology)."""
+        cached = getattr(self, "_smoothing", None)
+        if cached is None or cached[0] is not topo:
+            cached = (topo, taubin_smoothing(topo.faces, topo.num_vertices, self.config.geometry.smoothing_passes))
+            self._smoothing = cached
+        return cached[1]
+
+    def adjacency(self, meshes: Meshes) -> raster.MeshTopology:
+        """Face adjacency of ``meshes`` (antialiasing, the normal-consistency loss), built once per topology."""
+        cached = getattr(self, "_adjacency", None)
+        if meshes.topology is None or cached is None or cached[0] is not meshes.topology:
+            cached = (meshes.topology, raster.build_topology(meshes.faces, meshes.vertices.shape[-2]))
+            self._adjacency = cached
+        return cached[1]
+
     def _apply(self, fn, recurse=True):  # keep the (non-module) grid on the model's device
         super()._apply(fn, recurse)
         self.grid = self.grid.to(self.grid_vertices.device)
@@ -156,7 +173,7 @@ class DynTet(nn.Module):
         features = self.geometry.expression_encoder(torch.cat([windows, self.mean_window()], 0))
         offsets = elastic[None, :, None] * self.geometry.offsets(code, features)  # [B+1, U, 3]
         verts = decode(local_topo, points, sdf_used, offsets, check_signs=False)  # [B+1, E, 3]
-        verts = self.to_head(verts)
+        verts = self.to_head(self.smoothing(topo)(verts))
         return Meshes(faces=topo.faces, vertices=verts[:-1], canonical=verts[-1], topology=topo,
                       features=features[:-1])
 
@@ -206,6 +223,6 @@ class DynTet(nn.Module):
 
         rgb = torch.where(covered[..., None], scatter(color), background)
         alpha = covered[..., None].to(rgb.dtype)
-        both = raster.antialias(torch.cat([rgb, alpha], -1), rast, clip, faces)
+        both = raster.antialias(torch.cat([rgb, alpha], -1), rast, clip, faces, topology=self.adjacency(meshes))
         return RenderOutput(rgb=both[..., :3], alpha=both[..., 3:4], normals=scatter(normal),
                             kd=scatter(kd), orm=scatter(orm))

@@ -21,7 +21,7 @@ from dyntet.nn.hashgrid_torch import MAX_INPUT_DIM, HashGridLayout, TorchHashGri
 
 log = logging.getLogger(__name__)
 
-Implementation = Literal["auto", "torch", "tcnn"]
+Implementation = Literal["auto", "torch", "numba", "tcnn"]
 
 
 class FrequencyEncoding(nn.Module):
@@ -86,8 +86,9 @@ class HashGridConfig:
     input_dim: int = 3
     """Dimension d of the inputs (2 for images, 3 for positions)."""
     implementation: Implementation = "auto"
-    """'torch' (pure PyTorch, any device), 'tcnn' (tinycudann, CUDA only, error when missing) or 'auto'
-    (tcnn when CUDA and tinycudann are available, else torch)."""
+    """'torch' (pure PyTorch, any device; the reference), 'numba' (compiled CPU kernels, same weights as
+    torch; other devices fall back to torch), 'tcnn' (tinycudann, CUDA only, error when missing) or
+    'auto' (tcnn when CUDA and tinycudann are available, else numba when it imports, else torch)."""
 
     def __post_init__(self) -> None:
         ints = {"levels": (self.levels, 1), "features_per_level": (self.features_per_level, 1),
@@ -102,8 +103,8 @@ class HashGridConfig:
                              f"base_resolution ({self.base_resolution})")
         if not isinstance(self.input_dim, int) or not 1 <= self.input_dim <= MAX_INPUT_DIM:
             raise ValueError(f"HashGridConfig.input_dim must be in [1, {MAX_INPUT_DIM}], got {self.input_dim!r}")
-        if self.implementation not in ("auto", "torch", "tcnn"):
-            raise ValueError(f"HashGridConfig.implementation must be 'auto', 'torch' or 'tcnn', "
+        if self.implementation not in ("auto", "torch", "numba", "tcnn"):
+            raise ValueError(f"HashGridConfig.implementation must be 'auto', 'torch', 'numba' or 'tcnn', "
                              f"got {self.implementation!r}")
 
     def layout(self) -> HashGridLayout:
@@ -125,7 +126,7 @@ def _announce(message: str) -> None:
         log.info(message)
 
 
-def resolve_implementation(requested: Implementation) -> Literal["torch", "tcnn"]:
+def resolve_implementation(requested: Implementation) -> Literal["torch", "numba", "tcnn"]:
     """Turn 'auto' into a concrete choice; an explicit choice is returned unchanged (and checked later)."""
     if requested != "auto":
         return requested
@@ -133,9 +134,20 @@ def resolve_implementation(requested: Implementation) -> Literal["torch", "tcnn"
     if reason is None:
         _announce("hash grid: using tinycudann (fused CUDA kernels)")
         return "tcnn"
-    _announce(f"hash grid: using the pure-PyTorch implementation because {reason} "
-              "(several times slower than tinycudann on a GPU; fine for CPU previews)")
+    if _numba_grid() is not None:
+        _announce(f"hash grid: using the compiled CPU kernels (numba) because {reason}")
+        return "numba"
+    _announce(f"hash grid: using the pure-PyTorch implementation because {reason} and numba does not import "
+              "(several times slower; fine for short CPU previews)")
     return "torch"
+
+
+def _numba_grid() -> type[TorchHashGrid] | None:
+    try:
+        from dyntet.nn.hashgrid_numba import NumbaHashGrid
+    except ImportError:
+        return None
+    return NumbaHashGrid
 
 
 class HashGridEncoding(nn.Module):
@@ -143,7 +155,8 @@ class HashGridEncoding(nn.Module):
 
     Inputs float [..., d] in [0, 1]^d (values outside are clamped onto the cube) → float32 [..., L·F],
     level-major. The table starts uniform in ±1e-4 so the network begins from a near-constant field.
-    ``implementation`` holds the concrete choice ('torch' or 'tcnn'); their weights do not interchange.
+    ``implementation`` holds the concrete choice ('torch', 'numba' or 'tcnn'); torch and numba share
+    weights, tcnn's do not interchange with theirs.
     """
 
     def __init__(self, config: HashGridConfig | None = None) -> None:
@@ -152,7 +165,16 @@ class HashGridEncoding(nn.Module):
         self.implementation = resolve_implementation(self.config.implementation)
         c = self.config
         args = (c.levels, c.features_per_level, c.log2_table_size, c.base_resolution, c.max_resolution, c.input_dim)
-        self.grid: nn.Module = TcnnHashGrid(*args) if self.implementation == "tcnn" else TorchHashGrid(*args)
+        if self.implementation == "tcnn":
+            self.grid: nn.Module = TcnnHashGrid(*args)
+        elif self.implementation == "numba":
+            grid_class = _numba_grid()
+            if grid_class is None:
+                raise RuntimeError("hash grid implementation 'numba' was requested but numba does not import; "
+                                   "use implementation='torch' (or 'auto')")
+            self.grid = grid_class(*args)
+        else:
+            self.grid = TorchHashGrid(*args)
         if self.config.implementation != "auto":
             _announce(f"hash grid: using the {self.implementation} implementation (requested explicitly)")
 

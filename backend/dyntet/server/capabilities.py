@@ -32,7 +32,7 @@ def probe() -> dict[str, Any]:
                 device="cuda:0" if cuda else "cpu",
                 device_name=torch.cuda.get_device_name(0) if cuda else _cpu_name())
     info["backends"] = {"raster": _raster_backend(cuda),
-                        "hash_grid": "tinycudann" if _tcnn_available(cuda) else "torch"}
+                        "hash_grid": _hash_grid_backend(cuda)}
     info["optional"] = {name: importlib.util.find_spec(name) is not None for name in ("nvdiffrast", "tinycudann")}
     return info
 
@@ -43,6 +43,12 @@ def _raster_backend(cuda: bool) -> str:
         return resolve_backend("auto")
     except Exception:  # the renderer may be absent or broken in a partial build: report what we can
         return "nvdiffrast" if cuda and importlib.util.find_spec("nvdiffrast") else "cpu"
+
+
+def _hash_grid_backend(cuda: bool) -> str:
+    if _tcnn_available(cuda):
+        return "tinycudann"
+    return "numba" if importlib.util.find_spec("numba") is not None else "torch"
 
 
 def _tcnn_available(cuda: bool) -> bool:

@@ -107,12 +107,13 @@ def preset(name: str) -> TrainConfig:
         return TrainConfig(
             preset="preview",
             model=ModelConfig(
-                geometry=GeometryConfig(grid_resolution=64, hidden_dim=64, expression_feature_dim=64),
+                geometry=GeometryConfig(grid_resolution=64, hidden_dim=64, expression_feature_dim=64,
+                                        smoothing_passes=8),
                 appearance=AppearanceConfig(hash_log2_table=15, hash_max_resolution=512, hidden_dim=64,
                                             num_layers=3, expression_dim=8),
                 light=LightConfig(cube_resolution=16),
             ),
-            iterations=2600, batch_size=1, render_size=256, learning_rate=1e-3, final_learning_rate=1e-5,
+            iterations=20_000, minutes=16.0, batch_size=1, render_size=256, learning_rate=1e-3, final_learning_rate=1e-5,
             appearance_lr_scale=10.0, face_samples=2048, sdf_init_steps=1000, lambda_fdl=1e4, topology_refresh_every=8,
             checkpoint_every=200, checkpoint_minutes=2.0, preview_every=200)
     raise ValueError(f"unknown preset {name!r}: choose preview or full")

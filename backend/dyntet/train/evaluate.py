@@ -1,4 +1,5 @@
-"""Held-out evaluation of a run: PSNR (full frame and head region), SSIM, mask IoU, LPIPS if available."""
+"""Held-out evaluation of a run: PSNR (full frame, head, mouth and eyes), SSIM, mask IoU, LPIPS if
+available, and the faceting of the canonical mesh."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from dyntet.data.dataset import Dataset
+from dyntet.data.landmark_regions import region_masks
+from dyntet.geometry.mesh import faceting_deg
 from dyntet.model.dyntet import DynTet, expression_windows
 from dyntet.model.losses import OptionalLPIPS
 from dyntet.progress import Progress, ProgressFn
@@ -59,16 +62,29 @@ class FrameResult:
     ssim: float
     mask_iou: float
     lpips: float | None = None
+    psnr_mouth: float | None = None
+    """PSNR in the box around the lips (None without MediaPipe landmarks, e.g. a synthetic dataset)."""
+    psnr_eyes: float | None = None
+    """PSNR in the two boxes around the eyes (None without MediaPipe landmarks)."""
+
+
+OPTIONAL_KEYS = ("psnr_mouth", "psnr_eyes", "lpips")
 
 
 @dataclass
 class EvalReport:
     split: str
     frames: list[FrameResult] = field(default_factory=list)
+    faceting_deg: float | None = None
+    """Mean angle between neighbouring face normals of the canonical mesh (lower is smoother)."""
 
     def mean(self) -> dict[str, float]:
-        keys = ["psnr", "psnr_head", "ssim", "mask_iou"] + (["lpips"] if self.frames and self.frames[0].lpips is not None else [])
-        return {k: float(np.mean([getattr(f, k) for f in self.frames])) for k in keys}
+        keys = ["psnr", "psnr_head", "ssim", "mask_iou"]
+        keys += [k for k in OPTIONAL_KEYS if self.frames and all(getattr(f, k) is not None for f in self.frames)]
+        out = {k: float(np.mean([getattr(f, k) for f in self.frames])) for k in keys}
+        if self.faceting_deg is not None:
+            out["faceting_deg"] = self.faceting_deg
+        return out
 
     def to_dict(self) -> dict:
         return {"split": self.split, "mean": self.mean(), "frames": [vars(f) for f in self.frames]}
@@ -116,10 +132,25 @@ def rendered_frames(loaded: LoadedRun, split: str, size: int | None = None
                    out.alpha[0], batch.head_mask[0])
 
 
+def canonical_faceting(model: DynTet) -> float:
+    """:func:`~dyntet.geometry.mesh.faceting_deg` of the mesh at the mean expression (what is imported)."""
+    with torch.no_grad():
+        meshes = model.meshes(model.mean_window())
+    return faceting_deg(meshes.canonical, meshes.faces)
+
+
+def _region_psnr(pred: torch.Tensor, gt: torch.Tensor, mask: np.ndarray | None) -> float | None:
+    if mask is None or not mask.any():
+        return None
+    region = torch.from_numpy(mask).to(pred.device)
+    return _psnr(pred[region], gt[region])
+
+
 def evaluate(loaded: LoadedRun, split: str = "test", progress: ProgressFn | None = None) -> EvalReport:
     lpips = OptionalLPIPS(True)
-    report = EvalReport(split)
+    report = EvalReport(split, faceting_deg=canonical_faceting(loaded.model))
     total = len(loaded.dataset.split(split))
+    landmarks = loaded.dataset.tracking.landmarks
     for i, (frame, pred, gt, alpha, head) in enumerate(rendered_frames(loaded, split)):
         region = ((head > 0.5) | (alpha > 0.5))[..., 0]
         head_psnr = _psnr(pred[region], gt[region]) if region.any() else float("nan")
@@ -127,7 +158,11 @@ def evaluate(loaded: LoadedRun, split: str = "test", progress: ProgressFn | None
         union = int((pm | gm).sum())
         iou = float((pm & gm).sum()) / union if union else 1.0
         lp = float(lpips(pred[None], gt[None])) if lpips.available else None
-        report.frames.append(FrameResult(frame, _psnr(pred, gt), head_psnr, ssim(pred, gt), iou, lp))
+        regions = region_masks(landmarks[frame], loaded.dataset.size, pred.shape[0]) \
+            if landmarks is not None else None
+        report.frames.append(FrameResult(
+            frame, _psnr(pred, gt), head_psnr, ssim(pred, gt), iou, lp,
+            _region_psnr(pred, gt, regions and regions["mouth"]), _region_psnr(pred, gt, regions and regions["eyes"])))
         if progress is not None:
             progress(Progress("eval", i + 1, total, f"frame {frame}"))
     return report

@@ -47,3 +47,12 @@ class SurfaceCache:
             self._signs = signs
         self._sdf = sdf
         return sdf, self._topology
+
+    def state_dict(self) -> dict:
+        """What a resumed run needs to continue exactly as an uninterrupted one (checkpointed)."""
+        return {"calls": self._calls, "sdf": self._sdf, "band": self._band}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._calls = int(state["calls"])
+        self._sdf, self._band = state["sdf"], state["band"]
+        self._signs = self._topology = None  # rebuilt from the signs of the restored SDF on the next call

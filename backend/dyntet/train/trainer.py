@@ -143,6 +143,8 @@ class Trainer:
         self.frames = FrameStore(self.dataset, "train", config.render_size, self.device)
         self.preview_frame = 0
         self.surface = SurfaceCache(config.topology_refresh_every)
+        if state is not None and "surface" in state:
+            self.surface.load_state_dict(state["surface"])
 
     # -- one step ------------------------------------------------------------------------------
     def step(self) -> dict[str, float]:
@@ -198,6 +200,7 @@ class Trainer:
             "iteration": self.iteration, "elapsed_s": self.elapsed_s,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "rng": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+            "surface": self.surface.state_dict(),
         })
 
     @torch.no_grad()
