@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._timing import training_progress
 from benchmarks.preprocess import FOOTAGE
 
 
@@ -47,9 +48,7 @@ def run() -> dict:
 
     shutil.rmtree(run_dir, ignore_errors=True)
     started = time.perf_counter()
-    train(dataset, run_dir, preset="preview", device="cpu", overrides=overrides,
-          progress=lambda p: print(f"  iteration {p.step}/{p.total} {p.message}", flush=True)
-          if p.step % 50 == 0 else None)
+    train(dataset, run_dir, preset="preview", device="cpu", overrides=overrides, progress=training_progress(50))
     train_s = time.perf_counter() - started
     iterations = load_checkpoint(run_dir)["iteration"]
 

@@ -11,6 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks._timing import training_progress
+
 
 def run() -> dict:
     from dyntet.data.synthetic import SyntheticConfig, make_subject
@@ -27,8 +29,7 @@ def run() -> dict:
         print(f"synthetic subject built in {time.perf_counter() - started:.1f} s → {dataset}")
     started = time.perf_counter()
     run_dir = train(dataset, root / "run", preset="preview", device="cpu", overrides={"minutes": DEMO_MINUTES},
-                    progress=lambda p: print(f"  iteration {p.step}/{p.total} {p.message}")
-                    if p.step % 100 == 0 else None)
+                    progress=training_progress(100))
     wall = time.perf_counter() - started
     iterations = load_checkpoint(run_dir)["iteration"]
     report = evaluate(load_run(run_dir, "cpu"), "test")

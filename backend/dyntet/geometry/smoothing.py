@@ -7,12 +7,15 @@ high-frequency crease pattern without shrinking the shape the way plain Laplacia
 linear in the vertex positions with weights fixed by the faces, so it keeps DynTet's one-topology
 property, commutes with the per-frame decode (the same map for every frame) and is differentiable:
 the networks learn the surface *after* smoothing. Each pass is one sparse product; the operator is
-built once per topology.
+built once per topology, in CSR with its transpose for the backward pass (autograd through a COO
+``torch.sparse.mm`` was 7× slower on the CPU).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import warnings
 
 import torch
 
@@ -25,7 +28,9 @@ class TaubinSmoothing:
     """``passes`` λ|μ pairs of the uniform Laplacian of a mesh with ``num_vertices`` vertices."""
 
     neighbour_mean: torch.Tensor
-    """float sparse COO [E, E]: row i averages the one-ring neighbours of vertex i."""
+    """float sparse CSR [E, E]: row i averages the one-ring neighbours of vertex i."""
+    neighbour_mean_t: torch.Tensor
+    """Its transpose (CSR), for the backward pass."""
     passes: int
 
     def __call__(self, vertices: torch.Tensor) -> torch.Tensor:
@@ -38,9 +43,23 @@ class TaubinSmoothing:
         flat = x.permute(1, 0, 2).reshape(e, b * c)                                 # [E, B·3]
         for _ in range(self.passes):
             for weight in (LAMBDA, MU):
-                flat = flat + weight * (torch.sparse.mm(self.neighbour_mean, flat) - flat)
+                mean = _SparseProduct.apply(flat, self.neighbour_mean, self.neighbour_mean_t)
+                flat = flat + weight * (mean - flat)
         out = flat.reshape(e, b, c).permute(1, 0, 2)
         return out if batched else out[0]
+
+
+class _SparseProduct(torch.autograd.Function):
+    """matrix @ x with the gradient matrixᵀ @ grad (both CSR, built once)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, matrix: torch.Tensor, transpose: torch.Tensor) -> torch.Tensor:
+        ctx.transpose = transpose
+        return matrix @ x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return ctx.transpose @ grad, None, None
 
 
 def taubin_smoothing(faces: torch.Tensor, num_vertices: int, passes: int,
@@ -59,4 +78,7 @@ def taubin_smoothing(faces: torch.Tensor, num_vertices: int, passes: int,
     values = torch.cat([values, torch.ones(len(isolated), dtype=dtype)])
     matrix = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (num_vertices, num_vertices),
                                      check_invariants=False).coalesce()
-    return TaubinSmoothing(matrix.to(faces.device), passes)
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is stable
+        warnings.simplefilter("ignore", UserWarning)
+        csr, csr_t = matrix.to_sparse_csr(), matrix.t().coalesce().to_sparse_csr()
+    return TaubinSmoothing(csr.to(faces.device), csr_t.to(faces.device), passes)

@@ -78,6 +78,14 @@ def expression_windows(expression: torch.Tensor, frames: torch.Tensor, window: i
     return expression[idx]
 
 
+class _DerivedCache(dict):
+    """Operators derived from a topology (rebuilt on demand): a copied model starts without them, since
+    sparse CSR tensors cannot be deep-copied and a copy may change its configuration."""
+
+    def __deepcopy__(self, memo) -> "_DerivedCache":
+        return _DerivedCache()
+
+
 class DynTet(nn.Module):
     """A person-specific DynTet avatar.
 
@@ -111,19 +119,24 @@ class DynTet(nn.Module):
 
     def smoothing(self, topo: MarchingTopology) -> TaubinSmoothing:
         """The model's mesh smoothing for one topology (built once per topology)."""
-        cached = getattr(self, "_smoothing", None)
+        cache = self._topology_cache()
+        cached = cache.get("smoothing")
         if cached is None or cached[0] is not topo:
             cached = (topo, taubin_smoothing(topo.faces, topo.num_vertices, self.config.geometry.smoothing_passes))
-            self._smoothing = cached
+            cache["smoothing"] = cached
         return cached[1]
 
     def adjacency(self, meshes: Meshes) -> raster.MeshTopology:
         """Face adjacency of ``meshes`` (antialiasing, the normal-consistency loss), built once per topology."""
-        cached = getattr(self, "_adjacency", None)
+        cache = self._topology_cache()
+        cached = cache.get("adjacency")
         if meshes.topology is None or cached is None or cached[0] is not meshes.topology:
             cached = (meshes.topology, raster.build_topology(meshes.faces, meshes.vertices.shape[-2]))
-            self._adjacency = cached
+            cache["adjacency"] = cached
         return cached[1]
+
+    def _topology_cache(self) -> "_DerivedCache":
+        return self.__dict__.setdefault("_derived", _DerivedCache())
 
     def _apply(self, fn, recurse=True):  # keep the (non-module) grid on the model's device
         super()._apply(fn, recurse)
