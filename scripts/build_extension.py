@@ -32,6 +32,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 ADDON = REPO / "blender_addon"
 PROTOCOL = REPO / "shared" / "dyntet_protocol"
+FORMATS = REPO / "shared" / "dyntet_formats"
+"""The numpy-only folder readers the add-on shares with the backend; shipped in the same wheel."""
 BLENDER_PYTHON = "3.11"
 """Blender 4.2 – 5.0 ship Python 3.11."""
 EXCLUDED_PARTS = {"__pycache__", ".pytest_cache", ".mypy_cache"}
@@ -88,12 +90,13 @@ def _record_hash(data: bytes) -> str:
 
 
 def build_protocol_wheel(dest: Path) -> Path:
-    """A pure-Python wheel of ``dyntet_protocol`` (PEP 427 layout, RECORD with hashes)."""
+    """A pure-Python wheel of ``dyntet_protocol`` and ``dyntet_formats`` (PEP 427 layout, RECORD with hashes)."""
     version = protocol_version()
     dist_info = f"dyntet_protocol-{version}.dist-info"
     files: dict[str, bytes] = {
-        f"dyntet_protocol/{path.relative_to(PROTOCOL).as_posix()}": path.read_bytes()
-        for path in _source_files(PROTOCOL)
+        f"{package.name}/{path.relative_to(package).as_posix()}": path.read_bytes()
+        for package in (PROTOCOL, FORMATS)
+        for path in _source_files(package)
     }
     files[f"{dist_info}/METADATA"] = (
         "Metadata-Version: 2.1\nName: dyntet-protocol\n"

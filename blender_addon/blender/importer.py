@@ -17,7 +17,7 @@ import bpy
 import numpy as np
 
 from ..io.convert import points_to_blender
-from ..io.sequence import Sequence, normalise_rig, read_sequence
+from dyntet_formats.sequence import Sequence, normalise_rig, read_sequence
 from . import material as material_mod
 from . import scene as scene_mod
 from .animation import Performance

@@ -9,7 +9,7 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from ..blender.exporter import PRESETS, export_object
 from ..blender.importer import import_sequence
-from ..io.sequence import SequenceFormatError
+from dyntet_formats.sequence import SequenceFormatError
 from ..properties import ImportOptionProps
 
 

@@ -112,7 +112,7 @@ def run() -> dict:
     import bpy
 
     from blender_addon.blender.importer import ImportOptions, import_sequence
-    from blender_addon.io.sequence import read_sequence
+    from dyntet_formats.sequence import read_sequence
 
     with tempfile.TemporaryDirectory(prefix="dyntet-bench-") as tmp:
         folder = Path(tmp) / "seq"

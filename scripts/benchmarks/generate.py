@@ -127,7 +127,7 @@ def _generated_glb(run: Path) -> dict:
     """Generate 300 frames from a trained run (its own clip, looped) and export both glb rigs."""
     from dyntet.export.gltf import GltfConfig, write_glb
     from dyntet.generate.api import GenerateConfig, generate
-    from dyntet.generate.sequence import read_sequence
+    from dyntet.formats.sequence import read_sequence
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dyntet.data.dataset import Dataset
+from dyntet.formats.dataset import Dataset
 from dyntet.data.synthetic import SyntheticConfig, build_subject, make_subject, render_video
 
 

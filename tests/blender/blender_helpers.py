@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dyntet.generate.sequence import BlendShapeRig, Sequence, wav_bytes, write_sequence
+from dyntet.formats.sequence import BlendShapeRig, Sequence, wav_bytes, write_sequence
 
 REPO = Path(__file__).resolve().parents[2]
 ADDON_MODULE = "blender_addon"

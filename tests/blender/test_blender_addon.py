@@ -171,7 +171,7 @@ def test_built_zip_installs_as_an_extension(tmp_path: Path) -> None:
     with zipfile.ZipFile(archive) as zipped:
         names = zipped.namelist()
         manifest = tomllib.loads(zipped.read("blender_manifest.toml").decode())
-    assert "__init__.py" in names and "io/sequence.py" in names
+    assert "__init__.py" in names and "io/convert.py" in names
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
     assert manifest["wheels"] == ["./wheels/dyntet_protocol-0.1.0-py3-none-any.whl"]
     assert "wheels/dyntet_protocol-0.1.0-py3-none-any.whl" in names
@@ -184,6 +184,8 @@ def test_built_zip_installs_as_an_extension(tmp_path: Path) -> None:
         "print('USERDIR', paths.user_dir())\n"
         "import dyntet_protocol\n"
         "print('PROTOCOL', dyntet_protocol.__file__)\n"
+        "import dyntet_formats.sequence\n"
+        "print('FORMATS', dyntet_formats.sequence.__file__)\n"
         "addon_utils.disable('bl_ext.user_default.dyntet')\n"
         "addon_utils.enable('bl_ext.user_default.dyntet')\n"
         "print('REENABLED', hasattr(bpy.types.Scene, 'dyntet'))\n"
@@ -194,9 +196,10 @@ def test_built_zip_installs_as_an_extension(tmp_path: Path) -> None:
                          timeout=120, env=env)
     assert run.returncode == 0, run.stdout + run.stderr
     lines = dict(line.split(" ", 1) for line in run.stdout.splitlines() if line.split(" ", 1)[0] in
-                 ("USERDIR", "PROTOCOL", "REENABLED"))
+                 ("USERDIR", "PROTOCOL", "FORMATS", "REENABLED"))
     assert lines["USERDIR"] == str(tmp_path / "blender_user" / "extensions" / ".user" / "user_default" / "dyntet")
     assert lines["PROTOCOL"].startswith(str(tmp_path / "blender_user" / "extensions" / ".local"))
+    assert lines["FORMATS"].startswith(str(tmp_path / "blender_user" / "extensions" / ".local"))
     assert lines["REENABLED"] == "True"
 
 

@@ -22,7 +22,7 @@ bpy = pytest.importorskip("bpy")
 pytest.importorskip("dyntet.server.app")
 
 from blender_addon.control.commands import Submit  # noqa: E402
-from blender_addon.io.sequence import read_sequence  # noqa: E402
+from dyntet_formats.sequence import read_sequence  # noqa: E402
 from blender_helpers import free_port_pair  # noqa: E402
 from blender_helpers import ADDON_MODULE  # noqa: E402
 from test_blender_import import TOLERANCE_M, expected_world, world_vertices  # noqa: E402
@@ -259,9 +259,9 @@ def test_a_backend_that_exits_at_once_is_reported(prefs, tmp_path: Path) -> None
 def _synthetic_dataset_with_audio(folder: Path) -> float:
     """The synthetic subject (it has no audio) given a 16 kHz ``audio.wav`` by the dataset writer, so the
     import's sound-strip path runs; returns its fps."""
-    from dyntet.data.dataset import Dataset, DatasetWriter
+    from dyntet.formats.dataset import Dataset, DatasetWriter
     from dyntet.data.synthetic import SyntheticConfig, make_subject
-    from dyntet.generate.sequence import wav_bytes
+    from dyntet.formats.sequence import wav_bytes
 
     make_subject(folder, SyntheticConfig(num_frames=24, size=128))
     data = Dataset.open(folder)

@@ -12,7 +12,7 @@ bpy = pytest.importorskip("bpy")
 from blender_addon.blender import importer as importer_mod  # noqa: E402
 from blender_addon.blender.animation import curves_of  # noqa: E402
 from blender_addon.blender.importer import ImportOptions, import_sequence  # noqa: E402
-from blender_addon.io.sequence import SequenceFormatError, read_sequence  # noqa: E402
+from dyntet_formats.sequence import SequenceFormatError, read_sequence  # noqa: E402
 
 TOLERANCE_M = 1e-5
 
@@ -205,7 +205,7 @@ def test_failure_after_linking_rolls_back(scene, sequence_dir: Path, monkeypatch
 def test_import_is_fast_enough_for_the_ui(scene, tmp_path: Path) -> None:
     """200 frames × 5k vertices: well under a second (the benchmark covers 1000 × 30k)."""
     from blender_helpers import make_sequence
-    from dyntet.generate.sequence import write_sequence
+    from dyntet.formats.sequence import write_sequence
 
     seq = make_sequence(frames=200)
     reps = int(np.ceil(5000 / seq.num_vertices))

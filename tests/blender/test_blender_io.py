@@ -23,7 +23,7 @@ from blender_addon.io.convert import (
     points_to_blender,
     poses_to_blender,
 )
-from blender_addon.io.sequence import SequenceFormatError, normalise_rig, read_sequence
+from dyntet_formats.sequence import SequenceFormatError, normalise_rig, read_sequence
 from blender_helpers import REPO
 
 
@@ -79,7 +79,7 @@ def test_missing_manifest_says_what_the_folder_is(tmp_path: Path) -> None:
     ("changes", "message"),
     [
         ({"format": "dyntet-dataset"}, "expected 'dyntet-sequence'"),
-        ({"version": 2}, "update the DynTet add-on"),
+        ({"version": 2}, "update DynTet"),
         ({"version": "1"}, "positive integer"),
         ({"fps": 0}, "fps"),
         ({"fps": True}, "fps"),
@@ -156,7 +156,7 @@ def test_io_and_control_import_without_bpy() -> None:
         "        if name == 'bpy' or name.startswith('bpy.') or name == 'torch' or name.startswith('dyntet.'):\n"
         "            raise ImportError('blocked: ' + name)\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import blender_addon.io.sequence, blender_addon.io.convert\n"
+        "import dyntet_formats.sequence, blender_addon.io.convert\n"
         "import blender_addon.control.state, blender_addon.control.worker, blender_addon.control.local\n"
         "import blender_addon.control.records, blender_addon.control.transfer, blender_addon.control.commands\n"
         "print('ok')\n"

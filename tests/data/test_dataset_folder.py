@@ -1,4 +1,4 @@
-"""dyntet.data.dataset: writing and reading dataset folders, and the errors users see."""
+"""dyntet.formats.dataset: writing and reading dataset folders, and the errors users see."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dyntet.data.dataset import (FORMAT, VERSION, Dataset, DatasetError, DatasetWriter, FaceModel, Tracking,
+from dyntet.formats.dataset import (FORMAT, VERSION, Dataset, DatasetError, DatasetWriter, FaceModel, Tracking,
                                  split_ranges)
 
 SIZE = 8

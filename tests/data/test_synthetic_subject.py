@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dyntet.data.dataset import MASK_BACKGROUND, MASK_HEAD, MASK_TORSO, Dataset
+from dyntet.formats.dataset import MASK_BACKGROUND, MASK_HEAD, MASK_TORSO, Dataset
 from dyntet.data.face_rig import RIG_CONTROLS
 from dyntet.data.synthetic import TRUTH_FILE, SyntheticConfig, make_subject, render_video
 from dyntet.geometry.mesh import edge_manifold_report

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dyntet.export.synthetic import SyntheticHeadConfig, synthetic_sequence
-from dyntet.generate.sequence import Sequence
+from dyntet.formats.sequence import Sequence
 
 
 def small_sequence(num_frames: int = 6, **overrides) -> Sequence:

@@ -8,7 +8,7 @@ import pytest
 
 from dyntet.cli import main
 from dyntet.export.glb import read_glb
-from dyntet.generate.sequence import Sequence, write_sequence
+from dyntet.formats.sequence import Sequence, write_sequence
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from dyntet.export.gltf import GltfConfig, write_glb
 from dyntet.export.mesh import split_uv_seams
 from dyntet.export.pca import PcaConfig
 from dyntet.export.validate import ValidatorUnavailable, ensure_validator, missing_tools, validate_glb
-from dyntet.generate.sequence import BlendShapeRig, Sequence
+from dyntet.formats.sequence import BlendShapeRig, Sequence
 
 
 def parse(path: Path) -> tuple[dict, bytes]:

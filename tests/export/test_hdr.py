@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dyntet.export.hdr import HdrError, float_to_rgbe, read_hdr, rgbe_to_float, write_hdr
+from dyntet.formats.hdr import HdrError, float_to_rgbe, read_hdr, rgbe_to_float, write_hdr
 
 
 @pytest.mark.parametrize("shape", [(8, 16, 3), (3, 5, 3), (2, 300, 3)])  # RLE, flat (narrow), RLE multi-chunk

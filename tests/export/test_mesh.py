@@ -6,7 +6,7 @@ import numpy as np
 
 from dyntet.export.mesh import split_uv_seams, vertex_normals
 from dyntet.export.synthetic import AXES_M
-from dyntet.generate.sequence import Sequence
+from dyntet.formats.sequence import Sequence
 
 
 def test_split_keeps_every_corner(seq: Sequence) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dyntet.export.obj import ObjConfig, write_obj_sequence
-from dyntet.generate.sequence import Sequence
+from dyntet.formats.sequence import Sequence
 
 
 def parse_obj(path: Path) -> dict[str, np.ndarray | list[str]]:

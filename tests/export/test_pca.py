@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dyntet.export.pca import PcaConfig, fit_pca_rig, measure_rig, normalize_weights
-from dyntet.generate.sequence import BlendShapeRig
+from dyntet.formats.sequence import BlendShapeRig
 
 
 def low_rank_sequence(frames: int = 40, vertices: int = 50, rank: int = 3, seed: int = 0) -> np.ndarray:

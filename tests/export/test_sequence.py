@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dyntet.export.synthetic import ellipsoid_mesh
-from dyntet.generate.sequence import (BlendShapeRig, Sequence, SequenceFormatError, read_sequence, wav_bytes,
+from dyntet.formats.sequence import (BlendShapeRig, Sequence, SequenceFormatError, read_sequence, wav_bytes,
                                       write_sequence)
 
 
@@ -109,32 +109,32 @@ def test_read_reports_missing_and_corrupt_files(tmp_path: Path, seq: Sequence) -
         read_sequence(tmp_path / "nowhere")
 
     (out / "uv.npy").rename(out / "uv.bak")
-    with pytest.raises(SequenceFormatError, match=r"uv.npy is missing"):
+    with pytest.raises(SequenceFormatError, match=r"uv.npy and uv_faces.npy come together"):
         read_sequence(out)
     (out / "uv.bak").rename(out / "uv.npy")
 
     (out / "faces.npy").write_bytes(b"garbage")
-    with pytest.raises(SequenceFormatError, match=r"faces.npy: not a readable .npy"):
+    with pytest.raises(SequenceFormatError, match=r"faces.npy is not a readable .npy"):
         read_sequence(out)
     np.save(out / "faces.npy", seq.faces)
 
-    np.save(out / "head_pose.npy", seq.head_pose.astype(np.float64))
-    with pytest.raises(SequenceFormatError, match="head_pose must have dtype float32"):
+    np.save(out / "head_pose.npy", seq.head_pose.astype(np.int32))
+    with pytest.raises(SequenceFormatError, match="head_pose.npy must hold floats"):
         read_sequence(out)
     np.save(out / "head_pose.npy", seq.head_pose)
 
     np.save(out / "vertices.npy", seq.vertices[:2])
-    with pytest.raises(SequenceFormatError, match="manifest says T=6"):
+    with pytest.raises(SequenceFormatError, match="manifest.json says num_frames = 6"):
         read_sequence(out)
     np.save(out / "vertices.npy", seq.vertices)
 
     np.save(out / "faces.npy", np.array([[0, 1, 1 << 30]], np.int32).repeat(seq.num_faces, 0))
-    with pytest.raises(SequenceFormatError, match="faces index out of range"):
+    with pytest.raises(SequenceFormatError, match="faces.npy indexes vertices"):
         read_sequence(out)
     np.save(out / "faces.npy", seq.faces)
 
     np.save(out / "faces.npy", np.array([object()] * 3).reshape(1, 3), allow_pickle=True)
-    with pytest.raises(SequenceFormatError, match="faces.npy: not a readable .npy"):
+    with pytest.raises(SequenceFormatError, match="faces.npy is not a readable .npy"):
         read_sequence(out)  # pickled arrays are refused, never loaded
     np.save(out / "faces.npy", seq.faces)
 
@@ -142,7 +142,7 @@ def test_read_reports_missing_and_corrupt_files(tmp_path: Path, seq: Sequence) -
     with pytest.raises(SequenceFormatError, match="orm.png: not a readable image"):
         read_sequence(out)
     (out / "textures" / "orm.png").unlink()
-    with pytest.raises(SequenceFormatError, match="orm.png is listed in the manifest but missing"):
+    with pytest.raises(SequenceFormatError, match="lists texture .orm. but textures/orm.png is missing"):
         read_sequence(out)
 
 
@@ -153,7 +153,7 @@ def test_read_checks_the_manifest(tmp_path: Path, seq: Sequence) -> None:
     with pytest.raises(SequenceFormatError, match="expected 'dyntet-sequence'"):
         read_sequence(out)
     (out / "manifest.json").write_text(json.dumps({**manifest, "version": 99}))
-    with pytest.raises(SequenceFormatError, match="version 99 is not supported"):
+    with pytest.raises(SequenceFormatError, match="sequence format version 99"):
         read_sequence(out)
     (out / "manifest.json").write_text("{not json")
     with pytest.raises(SequenceFormatError, match="not valid JSON"):

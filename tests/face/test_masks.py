@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dyntet.data.dataset import MASK_BACKGROUND, MASK_HEAD, MASK_TORSO
+from dyntet.formats.dataset import MASK_BACKGROUND, MASK_HEAD, MASK_TORSO
 from dyntet.face.masks import MaskConfig, background_plate, label_frame
 from dyntet.face.topology import CHIN, FOREHEAD, LEFT_CHEEK, RIGHT_CHEEK
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from face_clips import face_patch, place, rotate_metadata, sway, write_video
 
-from dyntet.data.dataset import MASK_BACKGROUND, MASK_HEAD, MASK_TORSO, Dataset
-from dyntet.data.video import wav_bytes
+from dyntet.formats.dataset import MASK_BACKGROUND, MASK_HEAD, MASK_TORSO, Dataset
+from dyntet_formats.wav import wav_bytes
 from dyntet.face.preprocess import PreprocessError, PreprocessOptions, preprocess
 from dyntet.progress import Cancelled
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dyntet.data.dataset import Dataset
+from dyntet.formats.dataset import Dataset
 from dyntet.face.camera_fit import rotation_log
 from dyntet.face.preprocess import PreprocessOptions, preprocess
 from dyntet.face.smoothing import mean_rotation

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from face_clips import rotate_metadata, write_video
 
-from dyntet.data.video import VideoError, ffmpeg_exe, probe, read_audio, read_frame_at, read_frames, wav_bytes
+from dyntet_formats.wav import wav_bytes
+from dyntet.data.video import VideoError, ffmpeg_exe, probe, read_audio, read_frame_at, read_frames
 
 
 def numbered_frames(count, size=(64, 48)):
@@ -89,7 +90,7 @@ def test_audio_is_16k_mono_and_wav_round_trips(tmp_path):
         assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 16000)
         assert wav.getnframes() == samples.size
     with pytest.raises(ValueError):
-        wav_bytes(samples.astype(np.float32))
+        wav_bytes(samples.astype(np.int32))
 
 
 def test_no_audio(tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from generate_helpers import AUDIO_RATE, FPS, NUM_FRAMES, audio_ramp
-from dyntet.data.dataset import Dataset
+from dyntet.formats.dataset import Dataset
 from dyntet.generate.drive import DriveError, DriveOptions, DriveSource, FrameRange, driving_clip
 from dyntet.generate.pose import head_to_scene, mean_pose, ping_pong, rigid_inverse, smooth
 

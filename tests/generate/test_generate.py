@@ -13,11 +13,11 @@ import torch
 from scipy.spatial import cKDTree
 
 from dyntet.cli import main
-from dyntet.data.dataset import Dataset
+from dyntet.formats.dataset import Dataset
 from dyntet.generate.api import GenerateConfig, GenerateError, generate
 from dyntet.generate.bake import BakeConfig
 from dyntet.generate.drive import DriveOptions, FrameRange
-from dyntet.generate.sequence import read_sequence
+from dyntet.formats.sequence import read_sequence
 from dyntet.generate.video import RenderConfig, render_video
 from dyntet.model.dyntet import expression_windows
 from generate_helpers import AUDIO_RATE, FPS, NUM_FRAMES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dyntet.data.dataset import Dataset, FaceModel
+from dyntet.formats.dataset import Dataset, FaceModel
 from dyntet.generate.retarget import RetargetError, closest_point_on_triangles, correspond, expression_transfer
 
 TRIANGLE = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])

@@ -71,7 +71,7 @@ def test_anchor_points_are_the_centroid_chin_and_cheeks():
 
 def test_another_persons_drive_renders_on_the_avatars_torso(run, other_subject, tmp_path):
     """The band just below the rendered head (the neck join) shows the footage's body, not the empty plate."""
-    from dyntet.data.dataset import MASK_TORSO
+    from dyntet.formats.dataset import MASK_TORSO
     from dyntet.generate.api import clip_windows, open_run, resolve_clip
     from dyntet.generate.drive import DriveOptions
     from dyntet.generate.geometry import FrozenGeometry

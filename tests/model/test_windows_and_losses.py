@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dyntet.data.dataset import FaceModel
+from dyntet.formats.dataset import FaceModel
 from dyntet.model.config import GeometryConfig
 from dyntet.model.dyntet import expression_windows
 from dyntet.model.face_prior import HeadToGrid, sample_face

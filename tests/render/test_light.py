@@ -228,7 +228,7 @@ def test_to_equirect_samples_the_radiance():
 def test_equirect_reaches_blender_facing_the_right_way(tmp_path):
     """Write the map as .hdr, light a Cycles World with it, look along Blender −Y (head +Z): red."""
     bpy = pytest.importorskip("bpy")
-    from dyntet.export.hdr import write_hdr
+    from dyntet.formats.hdr import write_hdr
 
     res = 8
     dirs = cube_to_dirs(res)

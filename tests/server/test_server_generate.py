@@ -37,8 +37,8 @@ def _tiny_overrides() -> dict:
 
 def _add_audio(dataset: Path) -> float:
     """Give a synthetic dataset a 16 kHz mono ``audio.wav`` spanning its frames; returns its fps."""
-    from dyntet.data.dataset import Dataset, DatasetWriter
-    from dyntet.generate.sequence import wav_bytes
+    from dyntet.formats.dataset import Dataset, DatasetWriter
+    from dyntet.formats.sequence import wav_bytes
 
     data = Dataset.open(dataset)
     seconds = data.tracking.pose.shape[0] / data.fps
@@ -72,7 +72,7 @@ def trained(tmp_path_factory):
 
 def test_generate_then_export_through_the_server(trained):
     from dyntet.export.glb import read_glb
-    from dyntet.generate.sequence import read_sequence
+    from dyntet.formats.sequence import read_sequence
 
     workspace = trained.workspace
     with trained.client(timeout_s=20) as client:
@@ -139,7 +139,7 @@ def test_the_job_writes_what_the_library_writes(trained, tmp_path):
     from dyntet.generate.api import GenerateConfig, generate
     from dyntet.generate.bake import BakeConfig
     from dyntet.generate.drive import DriveOptions, FrameRange
-    from dyntet.generate.sequence import read_sequence
+    from dyntet.formats.sequence import read_sequence
 
     workspace = trained.workspace
     make_subject(workspace / "datasets" / "other", SyntheticConfig(size=64, num_frames=16, seed=11))
@@ -254,7 +254,7 @@ def test_the_server_knows_the_splits_the_library_knows():
 def test_an_export_stops_when_asked_and_leaves_no_file(tmp_path):
     """The exporters take no ``should_stop``: the adapter stops them at their next progress report."""
     from dyntet.export.synthetic import SyntheticHeadConfig, synthetic_sequence
-    from dyntet.generate.sequence import write_sequence
+    from dyntet.formats.sequence import write_sequence
     from dyntet.progress import Cancelled
     from dyntet.server.jobs.targets import export
 

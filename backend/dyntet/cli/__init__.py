@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dyntet", description="DynTet talking-head avatars: preprocess, train, generate, export, serve.")
     from dyntet import __version__
     parser.add_argument("--version", action="version", version=f"dyntet {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print the full traceback of any error")
+    parser.add_argument("--verbose", action="store_true",
+                        help="let third-party libraries (MediaPipe, TensorFlow Lite) log to the terminal")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
         module_name = f"dyntet.cli.{name}_cmd"
@@ -38,13 +41,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        os.environ["DYNTET_VERBOSE"] = "1"
+    else:  # what these libraries log before our code runs is not for our users
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     except UserFacingError as exc:
+        if args.debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from dyntet.failures import explain
+
+        message = explain(exc)
+        if message is None or args.debug:
+            raise
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

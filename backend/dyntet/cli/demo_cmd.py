@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from dyntet.cli.progress_bar import ProgressBar
+from dyntet.formats.run import RunFolder
 
 
 DEMO_MINUTES = 4.0
@@ -31,7 +32,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dyntet.data.dataset import Dataset, DatasetError
+    from dyntet.formats.dataset import Dataset, DatasetError
     from dyntet.data.synthetic import SyntheticConfig, make_subject
     from dyntet.train.api import train
     from dyntet.train.evaluate import evaluate, load_run
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"[2/4] training the preview preset → {run_dir}")
     overrides = {"iterations": args.iters, "minutes": 0} if args.iters else {"minutes": args.minutes}
-    resume = (run_dir / "checkpoints" / "last.pt").exists()
+    resume = RunFolder(run_dir).has_checkpoint()
     with ProgressBar() as bar:
         train(dataset_dir, run_dir, preset="preview", overrides=overrides, device=args.device,
               resume=resume, progress=bar)

@@ -20,7 +20,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dyntet.data.dataset import DatasetError
+    from dyntet.formats.dataset import DatasetError
     from dyntet.train.evaluate import evaluate, load_run
 
     try:

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from dyntet.export.gltf import GltfConfig, write_glb
     from dyntet.export.obj import ObjConfig, write_obj_sequence
     from dyntet.export.pca import PcaConfig
-    from dyntet.generate.sequence import SequenceFormatError, read_sequence
+    from dyntet.formats.sequence import SequenceFormatError, read_sequence
 
     if args.format == "obj" and (args.rig != "per-frame" or args.targets is not None or args.morph_normals):
         raise UserFacingError("--rig, --targets and --morph-normals apply to --format glb only")

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from dyntet.cli.progress_bar import ProgressBar
     from dyntet.generate.api import GenerateConfig, GenerateError, generate
     from dyntet.generate.bake import BakeConfig
-    from dyntet.generate.sequence import read_sequence
+    from dyntet.formats.sequence import read_sequence
     from dyntet.progress import Cancelled
 
     try:

@@ -36,12 +36,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--num-expression", type=int, metavar="K",
                    help="expression coefficients (default: chosen from the data, 32–64)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true",
+                   help="replace a dataset of another video already in the output folder")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dyntet.cli import UserFacingError
     from dyntet.cli.progress_bar import ProgressBar
+    from dyntet.face.native_log import native_stderr_silenced
     from dyntet.face.preprocess import PreprocessError, PreprocessOptions, preprocess
     from dyntet.progress import Cancelled
 
@@ -62,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
     except ValueError:  # not the main thread (embedded use): Ctrl-C keeps its default behaviour
         previous = None
     try:
-        with ProgressBar(disable=True if args.quiet else None) as bar:
-            out = preprocess(args.video, args.output, options, progress=bar, should_stop=lambda: stop["asked"])
+        with native_stderr_silenced(), ProgressBar(disable=True if args.quiet else None) as bar:
+            out = preprocess(args.video, args.output, options, progress=bar, should_stop=lambda: stop["asked"],
+                             force=args.force)
     except Cancelled:
         print(f"preprocessing stopped; run the same command again to resume "
               f"(dyntet preprocess {args.video} -o {args.output})")

@@ -23,8 +23,11 @@ def add_parser(subparsers) -> None:
                    help="time budget: train for this long (the schedule is laid out over it; overrides the preset)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    p.add_argument("--force", action="store_true",
+                   help="start again in a run folder that already holds a checkpoint (it is overwritten)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a setting, e.g. --set model.geometry.grid_resolution=32 (JSON values)")
+                   help="override a setting, e.g. --set model.geometry.grid_resolution=32 (JSON values, "
+                        "checked against the setting's type)")
     p.set_defaults(func=run)
 
 
@@ -44,8 +47,8 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dyntet.data.dataset import DatasetError
     from dyntet.train.api import train
+    from dyntet_formats.errors import FormatError
 
     if args.dataset is None and not args.resume:
         raise UserFacingError("give a DATASET folder (or --resume an existing run)")
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with ProgressBar() as bar:
             run_dir = train(args.dataset, args.output, preset=args.preset, overrides=overrides,
-                            device=args.device, resume=args.resume, progress=bar)
+                            device=args.device, resume=args.resume, force=args.force, progress=bar)
     except Cancelled as exc:
         print(f"training stopped ({exc}); checkpoint saved — continue with: "
               f"dyntet train -o {args.output} --resume")
@@ -67,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted; checkpoint saved — continue with: dyntet train -o {args.output} --resume")
         return 130
-    except (DatasetError, ValueError, FileNotFoundError) as exc:
+    except ValueError as exc:  # settings (unknown key, wrong type, a resume that would change them)
+        if isinstance(exc, FormatError):
+            raise
         raise UserFacingError(str(exc)) from exc
     print(f"run written to {run_dir}")
     return 0

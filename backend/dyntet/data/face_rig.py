@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dyntet.data.dataset import FaceModel
+from dyntet.formats.dataset import FaceModel
 from dyntet.data.head_mesh import FaceLayout, HeadIdentity, front_weight, gaussian, icosphere, smoothstep
 
 RIG_CONTROLS: tuple[str, ...] = ("jaw_open", "smile_left", "smile_right", "pucker",

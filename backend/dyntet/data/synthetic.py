@@ -33,8 +33,8 @@ from typing import Literal
 
 import numpy as np
 
-from dyntet.data.atomic import write_bytes_atomic
-from dyntet.data.dataset import Dataset, DatasetError, DatasetWriter, Tracking
+from dyntet.formats.atomic import write_bytes_atomic
+from dyntet.formats.dataset import Dataset, DatasetError, DatasetWriter, Tracking
 from dyntet.data.face_rig import RIG_CONTROLS, blend_shapes, build_face_model
 from dyntet.data.face_texture import FaceImage, background_plate, linear_to_srgb
 from dyntet.data.head_mesh import FaceLayout, HeadIdentity, build_head, build_torso

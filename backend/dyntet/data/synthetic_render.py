@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import torch
 
-from dyntet.data.dataset import MASK_BACKGROUND, MASK_HEAD, MASK_TORSO
+from dyntet.formats.dataset import MASK_BACKGROUND, MASK_HEAD, MASK_TORSO
 from dyntet.data.face_texture import (REFERENCE_SIZE, FaceImage, face_oval_weight, head_base_colour,
                                       reference_face_image, skin_colour, srgb_to_linear, torso_base_colour)
 from dyntet.data.head_mesh import front_weight

@@ -17,14 +17,15 @@ import io
 import re
 import subprocess
 import threading
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-AUDIO_SAMPLE_RATE = 16_000
+from dyntet_formats.wav import SAMPLE_RATE
+
+AUDIO_SAMPLE_RATE = SAMPLE_RATE
 """Sample rate of dataset audio (Hz): what speech models expect."""
 
 _STILL_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe", "gif")
@@ -295,17 +296,3 @@ def read_audio(info: VideoInfo, *, sample_rate: int = AUDIO_SAMPLE_RATE,
         raise VideoError(f"ffmpeg could not decode the audio of {info.path}: "
                          f"{result.stderr.decode('utf-8', 'replace').strip()}")
     return np.frombuffer(result.stdout[: len(result.stdout) // 2 * 2], "<i2").copy()
-
-
-def wav_bytes(samples: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) -> bytes:
-    """A mono PCM16 WAV file (bytes) from int16 [S] samples."""
-    samples = np.asarray(samples)
-    if samples.dtype != np.int16 or samples.ndim != 1:
-        raise ValueError(f"samples must be int16 [S], got {samples.dtype} {samples.shape}")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(int(sample_rate))
-        out.writeframes(samples.astype("<i2").tobytes())
-    return buffer.getvalue()

@@ -28,7 +28,7 @@ from dyntet import __version__
 from dyntet.export.glb import ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER, GlbBuilder, LazyArray
 from dyntet.export.mesh import SeamSplit, split_uv_seams, vertex_normals
 from dyntet.export.pca import PcaConfig, PcaReport, fit_pca_rig, measure_rig
-from dyntet.generate.sequence import BlendShapeRig, Sequence
+from dyntet.formats.sequence import BlendShapeRig, Sequence
 from dyntet.progress import Progress, ProgressFn
 
 LINEAR = 9729

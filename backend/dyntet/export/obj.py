@@ -31,7 +31,7 @@ from PIL import Image
 
 from dyntet import __version__
 from dyntet.export.mesh import vertex_normals
-from dyntet.generate.sequence import Sequence
+from dyntet.formats.sequence import Sequence
 from dyntet.progress import Progress, ProgressFn
 
 MTL_NAME = "head.mtl"

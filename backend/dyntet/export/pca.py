@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from dyntet.generate.sequence import BlendShapeRig
+from dyntet.formats.sequence import BlendShapeRig
 from dyntet.progress import Progress, ProgressFn
 
 _CHUNK_FRAMES = 64

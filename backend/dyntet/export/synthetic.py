@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dyntet.generate.sequence import Sequence
+from dyntet.formats.sequence import Sequence
 
 
 @dataclass

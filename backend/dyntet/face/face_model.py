@@ -28,7 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
-from dyntet.data.dataset import FaceModel
+from dyntet.formats.dataset import FaceModel
 from dyntet.face.align import apply_similarity, generalized_procrustes, similarity_align, stable_point_weights
 from dyntet.face.topology import CHIN, FOREHEAD, LEFT_CHEEK, RIGHT_CHEEK, face_mesh_triangles
 from dyntet.face.tracking import NUM_LANDMARKS

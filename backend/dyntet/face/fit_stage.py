@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from dyntet.data.dataset import FaceModel, split_ranges
+from dyntet.formats.dataset import FaceModel, split_ranges
 from dyntet.data.video import VideoInfo
 from dyntet.face.camera_fit import estimate_focal, fit_camera, lift_landmarks, project
 from dyntet.face.crop import CropBox, clip_crop

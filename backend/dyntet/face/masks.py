@@ -1,6 +1,6 @@
 """Head / torso / background labels per frame, and the clip's background plate.
 
-Labels (``dyntet.data.dataset``): 0 background, 1 torso, 2 head. MediaPipe's selfie segmentation
+Labels (``dyntet.formats.dataset``): 0 background, 1 torso, 2 head. MediaPipe's selfie segmentation
 (general model, from the wheel) separates the person from the background; the landmarks split the
 person into head and torso along a *neck line*: perpendicular to the face's up direction, a fixed
 fraction of the face height below the chin (the paper's head mask includes the neck down to under
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dyntet.data.dataset import MASK_BACKGROUND, MASK_HEAD, MASK_TORSO
+from dyntet.formats.dataset import MASK_BACKGROUND, MASK_HEAD, MASK_TORSO
 from dyntet.face.topology import CHIN, FOREHEAD, LEFT_CHEEK, RIGHT_CHEEK
 
 

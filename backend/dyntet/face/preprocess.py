@@ -24,7 +24,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from dyntet.data.dataset import DatasetWriter, Tracking
+from dyntet.formats.dataset import DatasetWriter, Tracking
+from dyntet.formats.lock import FolderLock
 from dyntet.data.video import VideoError, probe
 from dyntet.face.fit_stage import fit_clip
 from dyntet.face.options import PreprocessError, PreprocessOptions
@@ -37,12 +38,13 @@ __all__ = ["PreprocessError", "PreprocessOptions", "preprocess"]
 
 
 def preprocess(video: Path, out: Path, options: PreprocessOptions | None = None,
-               progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> Path:
+               progress: ProgressFn | None = None, should_stop: StopFn | None = None, force: bool = False) -> Path:
     """Turn a video of one talking person into a dataset folder (``docs/dataset-format.md``).
 
     Args:
         video: the footage (any container and codec ffmpeg reads; rotation metadata honoured).
-        out: the dataset folder to write (created; a previous run's cache in it is resumed).
+        out: the dataset folder to write (created; a previous run's cache in it is resumed). A dataset of
+            another video there is refused unless ``force``; the folder is locked while written.
         options: :class:`PreprocessOptions`.
         progress: called with :class:`~dyntet.progress.Progress` reports per stage.
         should_stop: polled often; when it returns True the run saves its state and raises
@@ -74,39 +76,40 @@ def preprocess(video: Path, out: Path, options: PreprocessOptions | None = None,
     except VideoError as exc:
         raise PreprocessError(str(exc)) from exc
     fps = float(info.fps) if options.fps == "keep" else float(options.fps)
-    check_output_folder(out)
+    check_output_folder(out, video_key(info), force)
     out.mkdir(parents=True, exist_ok=True)
-    cache = Cache(out)
-    cache.prepare(video_key(info), options.track_key(), options.fit_key())
-    lap("probe")
-    report.check("probing")
+    with FolderLock(out, "preprocessing"):
+        cache = Cache(out)
+        cache.prepare(video_key(info), options.track_key(), options.fit_key())
+        lap("probe")
+        report.check("probing")
 
-    search = locate(info, fps, options, cache, report)
-    lap("locate")
-    state = track(info, fps, search, options, cache, report)
-    lap("track")
-    check_tracking(state, search, info, options)
-    fit = fit_clip(state, info, fps, options, cache, report)
-    lap("fit")
+        search = locate(info, fps, options, cache, report)
+        lap("locate")
+        state = track(info, fps, search, options, cache, report)
+        lap("track")
+        check_tracking(state, search, info, options)
+        fit = fit_clip(state, info, fps, options, cache, report)
+        lap("fit")
 
-    writer = DatasetWriter(out, options.size, fps)
-    write_frames(info, fps, fit, writer, options, report)
-    lap("frames")
-    n = len(fit.frame_index)
-    write_background(writer, n, options, report)
-    lap("background")
-    audio = write_audio(info, fps, fit, writer, options, report)
-    lap("audio")
-    report.check("finishing")
-    tracking = Tracking(intrinsics=fit.intrinsics, pose=fit.pose, expression=fit.expression,
-                        frame_index=fit.frame_index, landmarks=fit.tracked_crop)
-    summary_report = write_report(info, fps, search, state, fit, audio, timings, writer, options)
-    lap("report")
-    from dyntet import __version__
+        writer = DatasetWriter(out, options.size, fps)
+        write_frames(info, fps, fit, writer, options, report)
+        lap("frames")
+        n = len(fit.frame_index)
+        write_background(writer, n, options, report)
+        lap("background")
+        audio = write_audio(info, fps, fit, writer, options, report)
+        lap("audio")
+        report.check("finishing")
+        tracking = Tracking(intrinsics=fit.intrinsics, pose=fit.pose, expression=fit.expression,
+                            frame_index=fit.frame_index, landmarks=fit.tracked_crop)
+        summary_report = write_report(info, fps, search, state, fit, audio, timings, writer, options)
+        lap("report")
+        from dyntet import __version__
 
-    source = {"kind": "video", "video": str(info.path), "tool": f"dyntet {__version__} preprocess",
-              "frames_decoded": state.num_frames, "crop": [fit.crop.x, fit.crop.y, fit.crop.side],
-              "rotation": info.rotation, "warnings": summary_report["warnings"]}
-    writer.finish(tracking, fit.face_model, source)
-    report("done", 1, 1, f"dataset written to {out}", force=True)
+        source = {"kind": "video", "video": str(info.path), "tool": f"dyntet {__version__} preprocess",
+                  "frames_decoded": state.num_frames, "crop": [fit.crop.x, fit.crop.y, fit.crop.side],
+                  "rotation": info.rotation, "warnings": summary_report["warnings"]}
+        writer.finish(tracking, fit.face_model, source)
+        report("done", 1, 1, f"dataset written to {out}", force=True)
     return out

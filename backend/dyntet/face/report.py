@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from dyntet.data.dataset import MASK_HEAD, MASK_TORSO
+from dyntet.formats.dataset import MASK_HEAD, MASK_TORSO
 
 
 def summary(values: np.ndarray) -> dict[str, float | None]:

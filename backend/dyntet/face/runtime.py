@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from dyntet.data.atomic import write_bytes_atomic, write_json_atomic
+from dyntet.formats.atomic import write_bytes_atomic, write_json_atomic
+from dyntet.formats.lock import LOCK_NAME
 from dyntet.data.video import VideoInfo
 from dyntet.face.options import PreprocessError
 from dyntet.progress import Cancelled, Progress, ProgressFn, StopFn
@@ -85,13 +86,35 @@ def clear_outputs(out: Path) -> None:
                 png.unlink()
 
 
-def check_output_folder(out: Path) -> None:
-    """Refuse an output that is a file, or a folder holding something other than a dataset or a run's cache."""
+def check_output_folder(out: Path, video: dict[str, Any], force: bool = False) -> None:
+    """Refuse an output that is a file, a folder holding something other than a dataset or its cache, or
+    (unless ``force``) a dataset of a different video: writing there would destroy it without a word."""
     if out.exists() and not out.is_dir():
         raise PreprocessError(f"output {out} is a file; give a folder for the dataset")
-    if out.is_dir() and any(out.iterdir()) and not ((out / ".cache").is_dir() or (out / "manifest.json").exists()):
+    if not out.is_dir():
+        return
+    contents = [p for p in out.iterdir() if p.name != LOCK_NAME]
+    if contents and not ((out / ".cache").is_dir() or (out / "manifest.json").exists()):
         raise PreprocessError(f"output folder {out} already holds other files; give a new or empty folder "
                               f"(preprocessing would overwrite files in it)")
+    other = _existing_source(out)
+    if other is not None and not force and other != Path(video["path"]).resolve():
+        raise PreprocessError(
+            f"{out} already holds a dataset of another video ({other}); choose another output folder, or pass "
+            f"--force to replace that dataset (it is then lost)")
+
+
+def _existing_source(out: Path) -> Path | None:
+    """The video a dataset folder (finished, or its cache) was made from, when it says."""
+    for file, keys in ((out / ".cache" / "state.json", ("video", "path")), (out / "manifest.json", ("source", "video"))):
+        try:
+            value: Any = json.loads(file.read_text())
+            for key in keys:
+                value = value[key]
+            return Path(value).resolve()
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
 
 
 def save_npz(path: Path, **arrays: np.ndarray) -> None:

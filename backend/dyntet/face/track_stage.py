@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dyntet.data.atomic import write_json_atomic
+from dyntet.formats.atomic import write_json_atomic
 from dyntet.data.video import VideoError, VideoInfo, read_frame_at, read_frames
 from dyntet.face.options import PreprocessError, PreprocessOptions
 from dyntet.face.runtime import Cache, Reporter, save_npz

@@ -9,9 +9,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-from dyntet.data.atomic import write_bytes_atomic, write_json_atomic
-from dyntet.data.dataset import DatasetWriter, encode_png, read_png
-from dyntet.data.video import AUDIO_SAMPLE_RATE, VideoError, VideoInfo, read_audio, read_frames, wav_bytes
+from dyntet.formats.atomic import write_bytes_atomic, write_json_atomic
+from dyntet.formats.dataset import DatasetWriter, encode_png, read_png
+from dyntet_formats.wav import wav_bytes
+from dyntet.data.video import AUDIO_SAMPLE_RATE, VideoError, VideoInfo, read_audio, read_frames
 from dyntet.face.fit_stage import FitResult
 from dyntet.face.masks import PersonSegmenter, background_plate, label_frame
 from dyntet.face.options import PreprocessError, PreprocessOptions

@@ -2,7 +2,7 @@
 
 Pipeline: open the run → resolve the driving clip (:mod:`.drive`) → cache the frame-independent geometry
 (:mod:`.geometry`) → per-frame vertices in batches → UV atlas and baked textures of the canonical mesh
-(:mod:`.bake`) → the learned light as an equirectangular HDR → :func:`~dyntet.generate.sequence.write_sequence`.
+(:mod:`.bake`) → the learned light as an equirectangular HDR → :func:`~dyntet.formats.sequence.write_sequence`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 from dyntet import __version__
-from dyntet.data.dataset import DatasetError
+from dyntet.formats.dataset import DatasetError
 from dyntet.generate.bake import BakeConfig, bake_textures, uv_atlas
 from dyntet.generate.drive import DriveError, DriveOptions, DriveSource, DrivingClip, driving_clip
 from dyntet.generate.geometry import FrozenGeometry
 from dyntet.generate.pose import rigid_inverse
-from dyntet.generate.sequence import Sequence, writable, write_sequence
+from dyntet.formats.sequence import Sequence, writable, write_sequence
 from dyntet.model.dyntet import expression_windows
 from dyntet.progress import Cancelled, Progress, ProgressFn, StopFn
 from dyntet.train.evaluate import LoadedRun, load_run

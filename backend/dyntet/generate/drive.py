@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from dyntet.data.dataset import Dataset, DatasetError
+from dyntet.formats.dataset import Dataset, DatasetError
 from dyntet.generate import pose as pose_ops
 from dyntet.generate.retarget import RetargetError, expression_transfer
 from dyntet.progress import ProgressFn, StopFn

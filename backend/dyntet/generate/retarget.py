@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 from scipy.spatial import cKDTree
 
-from dyntet.data.dataset import FaceModel
+from dyntet.formats.dataset import FaceModel
 
 MAX_NORMALISED_DISTANCE = 0.06
 """Target points further than this (in bounding-box-normalised units: the face spans [−1, 1]) from the

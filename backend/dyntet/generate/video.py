@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dyntet.data.dataset import MASK_HEAD, Dataset
+from dyntet.formats.dataset import MASK_HEAD, Dataset
 from dyntet.generate.api import GenerateError, clip_windows, open_run, resolve_clip
 from dyntet.generate.drive import DriveOptions
 from dyntet.generate.geometry import FrozenGeometry

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dyntet.data.dataset import FaceModel
+from dyntet.formats.dataset import FaceModel
 from dyntet.geometry.marching import MarchingTopology, decode, topology
 from dyntet.geometry.mesh import vertex_normals
 from dyntet.geometry.smoothing import TaubinSmoothing, taubin_smoothing

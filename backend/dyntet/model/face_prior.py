@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from dyntet.data.dataset import FaceModel
+from dyntet.formats.dataset import FaceModel
 
 
 @dataclass

@@ -6,6 +6,8 @@ broken is listed with ``complete: false`` (an interrupted stage never looks comp
 
 from __future__ import annotations
 
+from dyntet.formats.run import RunFolder
+
 import json
 import os
 from pathlib import Path
@@ -32,13 +34,14 @@ def list_sequences(ws: Workspace) -> list[dict[str, Any]]:
 def list_runs(ws: Workspace) -> list[dict[str, Any]]:
     items = []
     for folder in _children(ws, "runs"):
-        checkpoint = folder / "checkpoints" / "last.pt"
-        config = _read_json(folder / "config.json")
+        run = RunFolder(folder)
+        checkpoint = run.checkpoint_path
+        config = _read_json(run.config_path)
         item: dict[str, Any] = {
             "name": folder.name, "path": ws.relative(folder), "mtime": folder.stat().st_mtime,
             "has_checkpoint": checkpoint.is_file(),
             "checkpoint_mtime": checkpoint.stat().st_mtime if checkpoint.is_file() else None,
-            "preview": ws.relative(folder / "preview.png") if (folder / "preview.png").is_file() else None,
+            "preview": ws.relative(run.preview_path) if run.preview_path.is_file() else None,
         }
         if isinstance(config, dict):
             item.update({k: config[k] for k in _RUN_CONFIG_KEYS if _is_plain(config.get(k))})

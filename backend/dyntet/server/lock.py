@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dyntet.data.atomic import write_json_atomic
+from dyntet.formats.atomic import write_json_atomic
 
 LOCK_NAME = "server.lock"
 INFO_NAME = "server.json"

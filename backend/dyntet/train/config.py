@@ -95,8 +95,66 @@ class TrainConfig:
                 node = node[part]
             if leaf not in node:
                 raise ValueError(f"unknown setting {key!r}")
-            node[leaf] = value
+            node[leaf] = _typed(key, node[leaf], value)
         return TrainConfig.from_dict(data)
+
+
+RESUMABLE_SETTINGS = ("iterations", "minutes", "device")
+"""What a resumed run may change: how long it trains and where. Everything else is the run's own."""
+
+
+def resume_overrides(saved: TrainConfig, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The overrides a resume applies; the one rule for the CLI and the server.
+
+    A setting the run already has is accepted (a client may resend its whole form); a different value of
+    anything but :data:`RESUMABLE_SETTINGS` is refused, since the checkpoint was trained with the old one.
+    """
+    current = saved.to_dict()
+    changed = []
+    for key, value in overrides.items():
+        if key in RESUMABLE_SETTINGS:
+            continue
+        node: Any = current
+        for part in key.split("."):
+            node = node.get(part, _MISSING) if isinstance(node, dict) else _MISSING
+        if node is _MISSING:
+            raise ValueError(f"unknown setting {key!r}")
+        if _typed(key, node, value) != node:
+            changed.append(f"{key} (the run has {node!r}, asked {value!r})")
+    if changed:
+        raise ValueError("a resumed run keeps its settings; only " + ", ".join(RESUMABLE_SETTINGS)
+                         + " may change, not " + "; ".join(changed)
+                         + ". Train a new run into another folder, or pass --force to replace this one")
+    return {k: v for k, v in overrides.items() if k in RESUMABLE_SETTINGS}
+
+
+_MISSING = object()
+
+
+def _typed(key: str, current: Any, value: Any) -> Any:
+    """``value`` checked against the type of the setting's current value (ints widen to floats)."""
+    def fail(expected: str) -> ValueError:
+        return ValueError(f"setting {key!r} must be {expected}, got {value!r} ({type(value).__name__})")
+
+    if isinstance(current, dict):
+        raise fail("a group of settings: set one of its fields with a dotted key")
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise fail("true or false")
+    elif isinstance(current, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail("an integer")
+    elif isinstance(current, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail("a number")
+        return float(value)
+    elif isinstance(current, str):
+        if not isinstance(value, str):
+            raise fail("a string")
+    elif isinstance(current, (list, tuple)):
+        if not isinstance(value, (list, tuple)) or len(value) != len(current):
+            raise fail(f"a list of {len(current)} values")
+    return value
 
 
 def preset(name: str) -> TrainConfig:

@@ -3,7 +3,7 @@ available, and the faceting of the canonical mesh."""
 
 from __future__ import annotations
 
-import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +13,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dyntet.data.dataset import Dataset
+from dyntet.formats.dataset import Dataset
+from dyntet.formats.run import RunFolder, RunFolderError
+from dyntet.nn.grid_convert import adapt_state_dict
 from dyntet.data.landmark_regions import region_masks
 from dyntet.geometry.mesh import faceting_deg
 from dyntet.model.dyntet import DynTet, expression_windows
@@ -24,6 +26,8 @@ from dyntet.train.checkpoint import load_checkpoint
 from dyntet.train.config import TrainConfig
 from dyntet.train.frames import FrameStore
 from dyntet.train.trainer import build_model, resolve_device
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,18 +42,21 @@ class LoadedRun:
 
 def load_run(run: Path, device: str = "auto") -> LoadedRun:
     run = Path(run)
-    config_file = run / "config.json"
-    if not config_file.exists():
-        raise FileNotFoundError(f"{run} is not a run folder (no config.json): train one with `dyntet train`")
-    saved = json.loads(config_file.read_text())
+    folder = RunFolder(run)
+    if not folder.config_path.exists():
+        raise RunFolderError(f"{run} is not a run folder (no config.json): train one with `dyntet train`")
+    saved = folder.read_config()
     config = TrainConfig.from_dict(saved["train"])
     dataset = Dataset.open(saved["dataset"])
     torch_device = resolve_device(device)
     model = build_model(config, dataset).to(torch_device)
     state = load_checkpoint(run, torch_device)
     if state is None:
-        raise FileNotFoundError(f"{run} has no checkpoint yet: training has not saved one")
-    model.load_state_dict(state["model"])
+        raise RunFolderError(f"{run} has no checkpoint yet: training has not saved one")
+    model_state, converted = adapt_state_dict(state["model"], model)
+    if converted:
+        log.warning("converted the hash grids %s of %s to this machine's layout", converted, run)
+    model.load_state_dict(model_state)
     model.eval()
     return LoadedRun(run, config, dataset, model)
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dyntet.data.dataset import MASK_HEAD, Dataset
+from dyntet.formats.dataset import MASK_HEAD, Dataset
 from dyntet.render.pbr import srgb_to_linear
 
 

@@ -7,7 +7,6 @@ iterations and every ``checkpoint_minutes``, so a killed process loses at most o
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -17,10 +16,12 @@ import numpy as np
 import torch
 
 from dyntet import __version__
-from dyntet.data.atomic import write_bytes_atomic, write_json_atomic
-from dyntet.data.dataset import Dataset, encode_png
+from dyntet.formats.atomic import write_bytes_atomic
+from dyntet.formats.dataset import Dataset, encode_png
+from dyntet.formats.run import RunFolder
 from dyntet.model.dyntet import DynTet, Meshes, RenderOutput, expression_windows
 from dyntet.model.face_prior import head_prior_sdf, sample_face
+from dyntet.nn.grid_convert import adapt_state_dict, hash_grid_backends
 from dyntet.model.losses import (OptionalLPIPS, deformation_loss, image_mse, mask_mse,
                                  normal_distance_loss)
 from dyntet.progress import Cancelled, Progress, ProgressFn, StopFn
@@ -107,6 +108,7 @@ class Trainer:
 
     def __init__(self, dataset_dir: Path, run: Path, config: TrainConfig, resume: bool = False) -> None:
         self.run = Path(run)
+        self.folder = RunFolder(self.run)
         self.dataset = Dataset.open(dataset_dir)
         self.config = config
         self.device = resolve_device(config.device)
@@ -123,19 +125,24 @@ class Trainer:
         if resume and state is None:
             log.info("no checkpoint in %s yet: starting from the beginning", self.run)
         if state is not None:
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
+            model_state, converted = adapt_state_dict(state["model"], self.model)
+            self.model.load_state_dict(model_state)
+            if converted:  # the optimiser's moments are in the other layout: they start again
+                log.warning("converted the hash grids %s to the %s layout; the optimiser state starts afresh",
+                            converted, hash_grid_backends(self.model))
+            else:
+                self.optimizer.load_state_dict(state["optimizer"])
             self.iteration = int(state["iteration"])
             self.elapsed_s = float(state["elapsed_s"])
             self.generator.set_state(state["rng"])
             torch.set_rng_state(state["torch_rng"])
-            _truncate_metrics(self.run / "metrics.jsonl", self.iteration)
+            self.folder.truncate_metrics(self.iteration)
         else:
             self.run.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.run / "config.json", {
+            self.folder.write_config({
                 "dyntet_version": __version__, "dataset": str(Path(dataset_dir).resolve()),
-                "train": config.to_dict()})
-            (self.run / "metrics.jsonl").unlink(missing_ok=True)
+                "train": config.to_dict(), "backends": {"hash_grid": hash_grid_backends(self.model)}})
+            self.folder.clear_metrics()
             started = time.monotonic()
             init_mse = initialise_sdf(self.model, self.dataset, config.sdf_init_steps, config.seed)
             self.elapsed_s = time.monotonic() - started  # a time budget covers the initialisation too
@@ -200,7 +207,7 @@ class Trainer:
             "iteration": self.iteration, "elapsed_s": self.elapsed_s,
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "rng": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-            "surface": self.surface.state_dict(),
+            "surface": self.surface.state_dict(), "backends": {"hash_grid": hash_grid_backends(self.model)},
         })
 
     @torch.no_grad()
@@ -212,14 +219,14 @@ class Trainer:
         render = linear_to_srgb(out.rgb)[0]
         normals = (out.normals[0] * 0.5 + 0.5) * out.alpha[0]
         strip = torch.cat([render, batch.images[0], normals], dim=1).clamp(0, 1)
-        path = self.run / "preview.png"
+        path = self.folder.preview_path
         write_bytes_atomic(path, encode_png((strip.cpu().numpy() * 255 + 0.5).astype(np.uint8)))
         return path
 
     @torch.no_grad()
     def write_canonical_mesh(self) -> Path:
         meshes = self.model.meshes(self.model.mean_window())
-        path = self.run / "canonical.obj"
+        path = self.folder.canonical_mesh_path
         write_bytes_atomic(path, obj_text(meshes.canonical.cpu().numpy(), meshes.faces.cpu().numpy()).encode())
         return path
 
@@ -234,7 +241,7 @@ class Trainer:
         last_save = time.monotonic()
         start_iteration, start_time = self.iteration, time.monotonic()
         base_elapsed = self.elapsed_s
-        preview = self.run / "preview.png" if (self.run / "preview.png").exists() else None
+        preview = self.folder.preview_path if self.folder.preview_path.exists() else None
         figures: dict[str, float] = {}
         try:
             while not self.finished():
@@ -247,9 +254,8 @@ class Trainer:
                 eta = (time.monotonic() - start_time) / done * (cfg.iterations - self.iteration) \
                     if cfg.minutes <= 0 else max(0.0, 60.0 * cfg.minutes - self.elapsed_s)
                 if self.iteration % cfg.log_every == 0 or self.finished():
-                    with open(self.run / "metrics.jsonl", "a") as handle:
-                        handle.write(json.dumps({"iteration": self.iteration, "elapsed_s": round(self.elapsed_s, 3),
-                                                 **{k: round(v, 6) for k, v in figures.items()}}) + "\n")
+                    self.folder.append_metrics({"iteration": self.iteration, "elapsed_s": round(self.elapsed_s, 3),
+                                                **{k: round(v, 6) for k, v in figures.items()}})
                 if self.iteration % cfg.preview_every == 0:
                     preview = self.write_preview()
                 if (self.iteration % cfg.checkpoint_every == 0
@@ -276,12 +282,3 @@ def obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:
     lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
     lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
     return "\n".join(lines) + "\n"
-
-
-def _truncate_metrics(path: Path, iteration: int) -> None:
-    """Drop metric lines logged after the checkpoint we resume from (they will be logged again)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("iteration", 0) <= iteration]
-    write_bytes_atomic(path, ("\n".join(kept) + "\n" if kept else "").encode())

@@ -142,7 +142,10 @@ def main(job_id: str, target: str, params: dict[str, Any], workspace: str, resum
         channel.send({"t": "failed", "error": _error(ErrorCode.OUT_OF_MEMORY, f"out of memory: {exc}", exc)})
     except Exception as exc:
         log.error("job %s failed:\n%s", job_id, traceback.format_exc())
-        channel.send({"t": "failed", "error": _error(ErrorCode.JOB_FAILED, f"{type(exc).__name__}: {exc}", exc)})
+        from dyntet.failures import explain  # the CLI's sentence for the same failure
+
+        message = explain(exc) or f"{type(exc).__name__}: {exc}"
+        channel.send({"t": "failed", "error": _error(ErrorCode.JOB_FAILED, message, exc)})
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

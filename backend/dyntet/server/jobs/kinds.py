@@ -151,7 +151,7 @@ def _check_generate(params: dict[str, Any]) -> None:
 def _generate_paths(params: dict[str, Any], ws: Workspace) -> dict[str, str]:
     """The drive source exists (a dataset folder or a video file unless it names a split) and ``out`` may be
     (re)written as a sequence folder; a video drive also writes its preprocessed dataset beside ``out``."""
-    from dyntet.generate.sequence import writable  # numpy and PIL only; the server never imports torch
+    from dyntet.formats.sequence import writable  # numpy and PIL only; the server never imports torch
 
     drive, outputs = params["drive"], {}
     if drive not in SPLITS:

@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from dyntet.data.atomic import atomic_path, write_json_atomic
+from dyntet.formats.atomic import atomic_path, write_json_atomic
 from dyntet.progress import Cancelled, Progress, ProgressFn, StopFn
 
 CHECKPOINT_NAME = "selftest_checkpoint.npz"

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from dyntet.data.atomic import write_json_atomic
+from dyntet.formats.atomic import write_json_atomic
 from dyntet_protocol.messages import JOB_ID_PATTERN, JOB_STATES
 
 log = logging.getLogger("dyntet.server")

@@ -43,12 +43,11 @@ def train(params: dict[str, Any], *, workspace: Path, resume: bool, progress: Pr
           should_stop: StopFn) -> dict[str, Any]:
     from dyntet.train.api import train as run
 
+    from dyntet.formats.run import RunFolder
+
     run_dir = workspace / params["run"]
-    resume = resume and (run_dir / "checkpoints" / "last.pt").is_file()
-    overrides = dict(params["overrides"])
-    if resume:  # a resumed run keeps the settings in its config.json; only its length may change
-        overrides = {k: v for k, v in overrides.items() if k == "iterations"}
-    run(workspace / params["dataset"], run_dir, preset=params["preset"], overrides=overrides or None,
+    resume = resume and RunFolder(run_dir).has_checkpoint()  # same rule as `dyntet train --resume`
+    run(workspace / params["dataset"], run_dir, preset=params["preset"], overrides=dict(params["overrides"]) or None,
         device=params["device"], resume=resume, progress=progress, should_stop=should_stop)
     return {"run": params["run"], "resumed": resume}
 
@@ -60,7 +59,7 @@ def generate(params: dict[str, Any], *, workspace: Path, resume: bool, progress:
     from dyntet.generate.api import generate as run
     from dyntet.generate.bake import BakeConfig
     from dyntet.generate.drive import SPLITS, DriveOptions, FrameRange
-    from dyntet.generate.sequence import read_sequence
+    from dyntet.formats.sequence import read_sequence
 
     drive = params["drive"] if params["drive"] in SPLITS else str(workspace / params["drive"])
     config = GenerateConfig(
@@ -80,7 +79,7 @@ def export(params: dict[str, Any], *, workspace: Path, resume: bool, progress: P
            should_stop: StopFn) -> dict[str, Any]:
     """``write_glb`` or ``write_obj_sequence``; stopping is honoured at each progress report (the writers
     leave no partial file behind)."""
-    from dyntet.generate.sequence import read_sequence
+    from dyntet.formats.sequence import read_sequence
 
     seq = read_sequence(workspace / params["sequence"])
     out = workspace / params["out"]

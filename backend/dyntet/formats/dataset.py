@@ -7,23 +7,27 @@ The layout is documented in ``docs/dataset-format.md``. Writers add frames and a
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from dyntet.data.atomic import write_bytes_atomic, write_json_atomic
+from dyntet.formats.atomic import write_bytes_atomic, write_json_atomic
+from dyntet_formats.errors import FormatError
+from dyntet_formats.files import load_npz, read_json_object
 
 FORMAT = "dyntet-dataset"
 VERSION = 1
 MASK_BACKGROUND, MASK_TORSO, MASK_HEAD = 0, 1, 2
 
 
-class DatasetError(Exception):
+class DatasetError(FormatError):
     """A dataset folder is missing, incomplete or inconsistent; the message says what to do."""
+
+
+REPAIR = "re-run `dyntet preprocess` on the source video with --force to rebuild the dataset"
 
 
 @dataclass
@@ -63,8 +67,8 @@ class FaceModel:
 
     @classmethod
     def load(cls, path: Path) -> "FaceModel":
-        with np.load(path, allow_pickle=False) as data:
-            return cls(data["mean_shape"], data["expression_basis"], data["triangles"])
+        data = load_npz(path, ("mean_shape", "expression_basis", "triangles"), REPAIR, DatasetError)
+        return cls(data["mean_shape"], data["expression_basis"], data["triangles"])
 
 
 @dataclass
@@ -103,9 +107,9 @@ class Tracking:
 
     @classmethod
     def load(cls, path: Path) -> "Tracking":
-        with np.load(path, allow_pickle=False) as data:
-            return cls(data["intrinsics"], data["pose"], data["expression"], data["frame_index"],
-                       data["landmarks"] if "landmarks" in data else None)
+        data = load_npz(path, ("intrinsics", "pose", "expression", "frame_index"), REPAIR, DatasetError)
+        return cls(data["intrinsics"], data["pose"], data["expression"], data["frame_index"],
+                   data.get("landmarks"))
 
 
 def split_ranges(num_frames: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -123,8 +127,14 @@ def encode_png(image: np.ndarray) -> bytes:
 
 
 def read_png(path: Path) -> np.ndarray:
-    with Image.open(path) as img:
-        return np.asarray(img)
+    """The pixels of a PNG of ours; a missing, cut-short or corrupt file raises :class:`DatasetError`."""
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img)
+    except FileNotFoundError:
+        raise DatasetError(f"{path} is missing: {REPAIR}") from None
+    except (OSError, SyntaxError, UnidentifiedImageError, ValueError) as exc:
+        raise DatasetError(f"{path} is not a readable PNG (cut short or corrupt: {exc}): {REPAIR}") from None
 
 
 class DatasetWriter:
@@ -182,6 +192,19 @@ class DatasetWriter:
         return self.root
 
 
+def _check_manifest_fields(path: Path, manifest: dict[str, Any]) -> None:
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    for key in ("num_frames", "size", "fps"):
+        if not number(manifest.get(key)) or manifest[key] <= 0:
+            raise DatasetError(f"{path}: {key!r} is {manifest.get(key)!r}, expected a positive number: {REPAIR}")
+    for key in ("train_frames", "test_frames"):
+        value = manifest.get(key)
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value)):
+            raise DatasetError(f"{path}: {key!r} is {value!r}, expected [start, stop]: {REPAIR}")
+
+
 @dataclass
 class Dataset:
     """A dataset folder opened for reading (images are read on demand)."""
@@ -201,12 +224,13 @@ class Dataset:
         if not manifest_path.exists():
             raise DatasetError(f"{root} has no manifest.json: it is not a dataset, or its preprocessing did not "
                                f"finish — run `dyntet preprocess` again")
-        manifest = json.loads(manifest_path.read_text())
+        manifest = read_json_object(manifest_path, REPAIR, DatasetError)
         if manifest.get("format") != FORMAT:
             raise DatasetError(f"{manifest_path} is not a dyntet dataset manifest (format {manifest.get('format')!r})")
         if manifest.get("version") != VERSION:
             raise DatasetError(f"{root} has dataset format version {manifest.get('version')}, this dyntet reads "
                                f"version {VERSION}: re-run preprocessing")
+        _check_manifest_fields(manifest_path, manifest)
         tracking = Tracking.load(root / "tracking.npz")
         face_model = FaceModel.load(root / "face_model.npz")
         if tracking.pose.shape[0] != manifest["num_frames"]:

@@ -1,7 +1,8 @@
-"""Read a DynTet sequence folder (``docs/dataset-format.md`` "Sequence folder") without ``bpy``.
+"""Read a DynTet sequence folder (``docs/dataset-format.md`` "Sequence folder"): numpy only.
 
-Why a separate reader: the add-on must not import ``dyntet`` (torch), and validating the folder before any
-Blender data is created is what keeps a bad folder from leaving a half-imported object in the scene.
+The one reader of the format: the Blender add-on uses it (it must not import ``dyntet``, which needs
+torch) and so do the backend's exporters, through :mod:`dyntet.formats.sequence`. Validating the folder
+before any Blender data is created is what keeps a bad folder from leaving a half-imported object.
 Arrays load with ``allow_pickle=False``; the per-frame vertices are memory-mapped so a 1000-frame,
 30k-vertex sequence (≈360 MB) is read frame by frame, not all at once.
 
@@ -22,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from dyntet_formats.errors import FormatError
+
 FORMAT = "dyntet-sequence"
 SUPPORTED_VERSION = 1
 
@@ -30,7 +33,7 @@ TEXTURE_FILES = {"base_color": "textures/base_color.png", "orm": "textures/orm.p
 RIG_FILE = "rig.npz"
 
 
-class SequenceFormatError(ValueError):
+class SequenceFormatError(FormatError):
     """The folder is not a readable DynTet sequence; the message says what was expected and found."""
 
 
@@ -48,6 +51,13 @@ class BlendShapeRig:
     @property
     def num_targets(self) -> int:
         return int(self.targets.shape[0])
+
+    def reconstruct(self, frames: slice | np.ndarray | None = None) -> np.ndarray:
+        """float32 [T', V, 3] vertices of the chosen frames (all frames when ``frames`` is None)."""
+        w = self.weights if frames is None else self.weights[frames]
+        flat = self.targets.reshape(self.num_targets, -1)
+        out = (w @ flat).reshape(len(w), *self.mean.shape) + self.mean[None]
+        return out.astype(np.float32, copy=False)
 
 
 @dataclass(frozen=True)
@@ -201,8 +211,8 @@ def _read_manifest(root: Path) -> dict[str, Any]:
         raise SequenceFormatError(f"{path} has version {version!r}, expected a positive integer")
     if version > SUPPORTED_VERSION:
         raise SequenceFormatError(
-            f"{path} is sequence format version {version}; this add-on reads up to {SUPPORTED_VERSION}: "
-            "update the DynTet add-on"
+            f"{path} is sequence format version {version}; this build reads up to {SUPPORTED_VERSION}: "
+            "update DynTet (add-on and backend) to read it"
         )
     return manifest
 

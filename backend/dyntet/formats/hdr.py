@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dyntet_formats.errors import FormatError
+
 _MAGICS = (b"#?RADIANCE", b"#?RGBE")
 _MAX_HEADER_LINES = 256
 
 
-class HdrError(ValueError):
+class HdrError(FormatError):
     """A ``.hdr`` file could not be read: the message names the file and what is wrong with it."""
 
 

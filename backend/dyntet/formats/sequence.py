@@ -2,7 +2,8 @@
 
 One topology for every frame (the point of DynTet), so a sequence is faces once plus a vertex array per
 frame, a rigid head pose per frame, UVs and baked textures. ``docs/dataset-format.md`` ("Sequence
-folder") documents the files; this module is the only code that writes or reads them.
+folder") documents the files. Reading is :func:`dyntet_formats.sequence.read_sequence`, the numpy-only
+reader the Blender add-on uses too; this module adds the writer and loads the textures and light.
 
 Writes are atomic: everything goes into a hidden temporary folder beside the destination, the manifest
 is written last, then the folder is renamed into place, so an interrupted ``generate`` never leaves a
@@ -12,13 +13,11 @@ dtype against the manifest, saying which file is wrong.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
 import shutil
 import uuid
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from dyntet.export.hdr import HdrError, read_hdr, write_hdr
+from dyntet.formats.hdr import HdrError, read_hdr, write_hdr
+from dyntet_formats import sequence as shared
+from dyntet_formats.sequence import BlendShapeRig, SequenceFormatError
+from dyntet_formats.wav import WavFormatError, describe_wav, wav_bytes
+
+__all__ = ["BlendShapeRig", "Sequence", "SequenceFormatError", "read_sequence", "wav_bytes", "writable",
+           "write_sequence"]
 
 FORMAT = "dyntet-sequence"
 VERSION = 1
@@ -44,36 +49,6 @@ AUDIO = "audio.wav"
 RIG = "rig.npz"
 
 _RIGID_TOLERANCE = 1e-3
-
-
-class SequenceFormatError(ValueError):
-    """A sequence folder or :class:`Sequence` is malformed; the message names the file or field and why."""
-
-
-@dataclass
-class BlendShapeRig:
-    """A linear blend-shape rig approximating the per-frame vertices (e.g. from :mod:`dyntet.export.pca`).
-
-    ``vertices[t] ≈ mean + Σ_k weights[t, k] · targets[k]``.
-    """
-
-    mean: np.ndarray
-    """float32 [V, 3]: the rest shape (head space, metres)."""
-    targets: np.ndarray
-    """float32 [K, V, 3]: blend-shape offsets from ``mean`` (metres at weight 1)."""
-    weights: np.ndarray
-    """float32 [T, K]: weight of each target in each frame."""
-
-    @property
-    def num_targets(self) -> int:
-        return int(self.targets.shape[0])
-
-    def reconstruct(self, frames: slice | np.ndarray | None = None) -> np.ndarray:
-        """float32 [T', V, 3] vertices of the chosen frames (all frames when ``frames`` is None)."""
-        w = self.weights if frames is None else self.weights[frames]
-        flat = self.targets.reshape(self.num_targets, -1)
-        out = (w @ flat).reshape(len(w), *self.mean.shape) + self.mean[None]
-        return out.astype(np.float32, copy=False)
 
 
 @dataclass
@@ -292,15 +267,15 @@ def _write_audio(dest: Path, audio: bytes | bytearray | Path) -> dict[str, Any]:
 
 def _describe_wav(path: Path) -> dict[str, Any]:
     try:
-        with wave.open(str(path), "rb") as w:
-            rate, channels, frames = w.getframerate(), w.getnchannels(), w.getnframes()
-    except (wave.Error, EOFError) as exc:
-        raise SequenceFormatError(f"{path}: audio is not a readable PCM WAV file ({exc})") from None
-    return {"file": AUDIO, "sample_rate": rate, "channels": channels, "duration_s": frames / rate}
+        info = describe_wav(path)
+    except WavFormatError as exc:
+        raise SequenceFormatError(str(exc)) from None
+    return {"file": AUDIO, "sample_rate": info.sample_rate, "channels": info.channels,
+            "duration_s": info.duration_s}
 
 
 def read_sequence(path: str | os.PathLike, mmap: bool = True) -> Sequence:
-    """Read and check a sequence folder.
+    """Read and check a sequence folder, textures and light included.
 
     Args:
         path: the folder written by :func:`write_sequence` (or ``dyntet generate``).
@@ -314,84 +289,41 @@ def read_sequence(path: str | os.PathLike, mmap: bool = True) -> Sequence:
         SequenceFormatError: missing or malformed files, with the file named.
     """
     path = Path(path)
-    if not path.is_dir():
-        raise SequenceFormatError(f"{path} is not a folder (expected a sequence folder from 'dyntet generate')")
-    manifest_path = path / MANIFEST
-    if not manifest_path.is_file():
-        raise SequenceFormatError(
-            f"{path} has no {MANIFEST}: not a sequence folder, or its writer was interrupted")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise SequenceFormatError(f"{manifest_path}: not valid JSON ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise SequenceFormatError(f"{manifest_path}: format is {found!r}, expected {FORMAT!r}")
-    if manifest.get("version") != VERSION:
-        raise SequenceFormatError(
-            f"{manifest_path}: version {manifest.get('version')!r} is not supported (this build reads {VERSION})")
-    for key in ("num_frames", "num_vertices", "num_faces", "fps"):
-        if not isinstance(manifest.get(key), (int, float)) or isinstance(manifest.get(key), bool):
-            raise SequenceFormatError(f"{manifest_path}: key {key!r} missing or not a number")
-
-    faces = _load(path, FACES)
-    vertices = _load(path, VERTICES, mmap)
+    folder = shared.read_sequence(path, load_rig=shared.has_rig(path))
+    if folder.uv is None:
+        raise SequenceFormatError(f"{path} has no uv.npy / uv_faces.npy (every sequence from 'dyntet generate' has)")
+    manifest = folder.manifest
+    if manifest.get("has_audio") and folder.audio is None:
+        raise SequenceFormatError(f"{path / AUDIO} is listed in the manifest but missing")
     seq = Sequence(
-        faces=faces,
-        vertices=vertices,
-        head_pose=_load(path, HEAD_POSE),
-        fps=float(manifest["fps"]),
-        uv=_load(path, UV),
-        uv_faces=_load(path, UV_FACES),
+        faces=folder.faces,
+        vertices=folder.vertices if mmap else np.array(folder.vertices),
+        head_pose=folder.head_pose,
+        fps=folder.fps,
+        uv=folder.uv,
+        uv_faces=folder.uv_faces,
         camera=manifest.get("camera"),
         source=manifest.get("source") or {},
+        audio=folder.audio if manifest.get("has_audio") else None,
+        rig=folder.rig,
     )
-    expected = (manifest["num_frames"], manifest["num_vertices"], manifest["num_faces"])
-    if (seq.vertices.ndim == 3 and seq.faces.ndim == 2
-            and (seq.num_frames, seq.num_vertices, seq.num_faces) != expected):
-        raise SequenceFormatError(
-            f"{path}: arrays hold T={seq.num_frames}, V={seq.num_vertices}, F={seq.num_faces} but the manifest "
-            f"says T={expected[0]}, V={expected[1]}, F={expected[2]} (files from different runs?)")
-    textures = manifest.get("textures") or {}
-    for key, default in (("base_color", BASE_COLOR), ("orm", ORM)):
-        if key in textures:
-            setattr(seq, key, _read_png(path / default))  # fixed names: never follow paths from the manifest
+    for key, file in folder.textures.items():
+        setattr(seq, key, _read_png(file))
     if manifest.get("environment"):
-        env_path = path / ENVIRONMENT
-        if not env_path.is_file():
-            raise SequenceFormatError(f"{env_path} is listed in the manifest but missing")
+        if folder.environment is None:
+            raise SequenceFormatError(f"{path / ENVIRONMENT} is listed in the manifest but missing")
         try:
-            seq.environment = read_hdr(env_path)
+            seq.environment = read_hdr(folder.environment)
         except HdrError as exc:
             raise SequenceFormatError(str(exc)) from None
-    if manifest.get("has_audio"):
-        audio_path = path / AUDIO
-        if not audio_path.is_file():
-            raise SequenceFormatError(f"{audio_path} is listed in the manifest but missing")
-        seq.audio = audio_path
-    if manifest.get("rig"):
-        seq.rig = _read_rig(path / RIG)
     try:
         seq.validate(check_values=False)
-        _check_indices(seq)
     except SequenceFormatError as exc:
         raise SequenceFormatError(f"{path}: {exc}") from None
     return seq
 
 
-def _load(folder: Path, name: str, mmap: bool = False) -> np.ndarray:
-    file = folder / name
-    if not file.is_file():
-        raise SequenceFormatError(f"{file} is missing (every sequence folder has {name})")
-    try:
-        return np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise SequenceFormatError(f"{file}: not a readable .npy array ({exc})") from None
-
-
 def _read_png(file: Path) -> np.ndarray:
-    if not file.is_file():
-        raise SequenceFormatError(f"{file} is listed in the manifest but missing")
     try:
         with Image.open(file) as image:
             if image.mode not in ("RGB", "RGBA", "L", "P"):
@@ -400,19 +332,6 @@ def _read_png(file: Path) -> np.ndarray:
             return np.asarray(image.convert("RGB"))
     except (OSError, SyntaxError) as exc:
         raise SequenceFormatError(f"{file}: not a readable image ({exc})") from None
-
-
-def _read_rig(file: Path) -> BlendShapeRig:
-    if not file.is_file():
-        raise SequenceFormatError(f"{file} is listed in the manifest but missing")
-    try:
-        with np.load(file, allow_pickle=False) as npz:
-            missing = {"mean", "targets", "weights"} - set(npz.files)
-            if missing:
-                raise SequenceFormatError(f"{file}: missing arrays {sorted(missing)}")
-            return BlendShapeRig(mean=npz["mean"], targets=npz["targets"], weights=npz["weights"])
-    except (ValueError, OSError, EOFError) as exc:
-        raise SequenceFormatError(f"{file}: not a readable .npz archive ({exc})") from None
 
 
 def _check_array(name: str, array: Any, dtype: type, shape: tuple[int | None, ...]) -> None:
@@ -460,18 +379,3 @@ def _check_values(seq: Sequence) -> None:
     if seq.rig is not None and not all(np.isfinite(a).all() for a in (seq.rig.mean, seq.rig.targets,
                                                                           seq.rig.weights)):
         raise SequenceFormatError("rig arrays contain NaN or infinite values")
-
-
-def wav_bytes(samples: np.ndarray, sample_rate: int = 16000) -> bytes:
-    """PCM16 mono WAV bytes from float samples in [-1, 1] (float [N]); a helper for writers and tests."""
-    samples = np.asarray(samples, dtype=np.float64)
-    if samples.ndim != 1:
-        raise ValueError(f"samples must be mono float [N], got shape {samples.shape}")
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
-    return buffer.getvalue()
