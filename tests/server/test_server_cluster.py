@@ -98,3 +98,19 @@ def test_cancel_reaches_the_remote_job(cluster, fresh_server, tmp_path):
     assert 5 <= record["progress"]["step"] < 10_000
     with pytest.raises(ValueError):
         ray.get_actor(f"dyntet-job-{job}", namespace="dyntet")  # the actor is gone, not left behind
+
+
+def test_a_restarted_server_reattaches_to_a_job_still_running_on_the_cluster(cluster, fresh_server, tmp_path):
+    workspace = tmp_path / "ws"
+    first = fresh_server("--cluster", cluster, workspace=workspace)
+    with first.client(timeout_s=20) as client:
+        job = client.submit("selftest", {"run": "runs/r", "steps": 300, "step_s": 0.02})["id"]
+        wait_for(lambda: (client.job(job)["progress"] or {}).get("step", 0) >= 5, 120, interval_s=0.1,
+                 what="the selftest running on the cluster")
+    first.process.kill()  # a crash: no shutdown, the job's actor keeps running
+    first.process.wait(10)
+    second = fresh_server("--cluster", cluster, workspace=workspace)
+    with second.client(timeout_s=20) as client:
+        record = client.wait(job, timeout_s=120)
+    assert record["state"] == "done" and record["attempts"] == 1, record
+    assert record["result"]["resumed_from"] == 0 and record["result"]["steps"] == 300
