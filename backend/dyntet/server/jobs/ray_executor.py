@@ -141,8 +141,10 @@ class RayExecutor:
 
     def __init__(self, address: str):
         try:
-            ray.init(address=address, namespace=NAMESPACE, include_dashboard=False, log_to_driver=False,
-                     ignore_reinit_error=True)
+            if address.startswith("ray://"):  # Ray client: it takes fewer options
+                ray.init(address=address, namespace=NAMESPACE)
+            else:
+                ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, ignore_reinit_error=True)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ValueError(f"cannot reach a Ray cluster at {address!r}: {exc}; start one with "
                              "`ray start --head` (see README, Scale out)") from None
