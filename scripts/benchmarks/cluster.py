@@ -35,7 +35,7 @@ def run() -> dict:
         import ray
 
         # 127.0.0.2: Ray replaces 127.0.0.1 by the machine's network address; this keeps it on loopback.
-        ray.init(num_cpus=SLOTS, include_dashboard=False, _node_ip_address="127.0.0.2", log_to_driver=False)
+        ray.init(address="local", num_cpus=SLOTS, include_dashboard=False, _node_ip_address="127.0.0.2", log_to_driver=False)
         try:
             ray_s = _through(base / "ray", ("--cluster", ray.get_runtime_context().gcs_address), JOBS)
         finally:

@@ -34,7 +34,7 @@ TINY = {**SERVER_TINY, "iterations": 150, "render_size": 32, "face_samples": 128
 def cluster():
     """One local Ray instance for the module; its workers inherit this process's environment (PYTHONPATH).
     127.0.0.2: Ray replaces 127.0.0.1 by the machine's network address, a test stays on loopback."""
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.2", log_to_driver=False)
     try:
         yield ray.get_runtime_context().gcs_address
     finally:

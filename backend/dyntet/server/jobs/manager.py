@@ -15,6 +15,10 @@ the job reported ``failed`` (exception)            ``failed``
 cancel requested (job stopped, or was killed)      ``cancelled``
 server shutting down, or no report (killed, crash) ``interrupted``
 =================================================  ===============
+
+Where the process runs is the executor's business (``executor.py``: this machine or a Ray cluster). A
+resumable job that lost its cluster worker is queued again from its checkpoint, up to
+``executor.retries`` times, instead of staying ``interrupted``.
 """
 
 from __future__ import annotations
