@@ -30,6 +30,7 @@ def update_from_record(record: dict[str, Any]) -> st.JobUpdate:
         result=record.get("result") if isinstance(record.get("result"), dict) else None,
         error_code=error.get("code") if isinstance(error, dict) else None,
         error_message=error.get("message") if isinstance(error, dict) else None,
+        node=_opt_str(record.get("node")),
     )
 
 
@@ -59,7 +60,8 @@ def update_from_event(job_id: str, event_type: str, data: dict[str, Any]) -> st.
         return st.JobUpdate(job_id, state="failed", error_code=_opt_str(error.get("code")),
                             error_message=_opt_str(error.get("message")))
     state = data.get("state")
-    return st.JobUpdate(job_id, state=state if state in st.TERMINAL + ("queued", "running") else None)
+    return st.JobUpdate(job_id, state=state if state in st.TERMINAL + ("queued", "running") else None,
+                        node=_opt_str(data.get("node")))
 
 
 def _opt_str(value: Any) -> str | None:

@@ -78,6 +78,7 @@ class JobUpdate:
     result: dict[str, Any] | None = None
     error_code: str | None = None
     error_message: str | None = None
+    node: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,8 @@ class JobView:
     result: dict[str, Any] = field(default_factory=dict)
     error_code: str = ""
     error_message: str = ""
+    node: str = ""
+    """Where the job runs: the backend's host, or a cluster node (``dyntet serve --cluster``)."""
     updated: float = 0.0
 
     @property
@@ -284,7 +287,7 @@ class BackendState:
         changes = {
             name: getattr(update, name)
             for name in ("kind", "state", "stage", "step", "total", "message", "eta_s", "metrics", "preview_path",
-                         "result", "error_code", "error_message")
+                         "result", "error_code", "error_message", "node")
             if getattr(update, name) is not None
         }
         job = replace(job, **changes, updated=now)

@@ -65,6 +65,8 @@ def draw_job(layout: bpy.types.UILayout, job: JobView | None, *, preview: bool =
     if job.stage:
         title += f" · {job.stage}"
     box.label(text=title, icon="TIME" if job.active else ("CHECKMARK" if job.state == "done" else "CANCEL"))
+    if job.node:
+        box.label(text=f"on {job.node}", icon="NETWORK_DRIVE")
     if job.active:
         text = f"{job.step}/{job.total}" if job.total else (job.message or "working…")
         eta = _format_eta(job.eta_s)

@@ -111,9 +111,9 @@ def _run(base: Path) -> dict:
     return figures
 
 
-def _start_server(workspace: Path) -> dict:
+def _start_server(workspace: Path, *extra: str) -> dict:
     command = [sys.executable, "-m", "dyntet.server", "--workspace", str(workspace), "--bind", "tcp://127.0.0.1:*",
-               "--events", "tcp://127.0.0.1:*", "--no-probe", "--log-level", "WARNING"]
+               "--events", "tcp://127.0.0.1:*", "--no-probe", "--log-level", "WARNING", *extra]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     info = workspace / ".dyntet" / "server.json"
     deadline = time.monotonic() + 60

@@ -94,6 +94,8 @@ def test_record_translation() -> None:
                                  "error": {"code": "job_crashed", "message": "killed by signal 9"}})
     assert (failed.state, failed.error_code, failed.error_message) == ("failed", "job_crashed", "killed by signal 9")
     assert failed.step is None  # no progress: keep what the panel had
+    assert update.node is None and update_from_record({**RECORD, "node": "gpu-node-2"}).node == "gpu-node-2"
+    assert update_from_event(JOB, "state", {**RECORD, "state": "running", "node": "gpu-node-2"}).node == "gpu-node-2"
 
 
 def test_progress_and_event_translation_tolerate_odd_values() -> None:

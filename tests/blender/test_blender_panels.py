@@ -239,6 +239,13 @@ def test_training_shows_progress_losses_preview_and_cancel(with_state) -> None:
     assert any("Current job: train" in text for text in backend.texts())
 
 
+def test_a_cluster_job_shows_its_node(with_state) -> None:
+    state = with_state("training")
+    assert "on" not in " ".join(draw("DYNTET_PT_train").texts()).split(), "no node known: nothing shown"
+    state.apply(st.JobUpdate(TRAIN_JOB, node="gpu-node-2 (127.0.0.2)"))
+    assert "on gpu-node-2 (127.0.0.2)" in draw("DYNTET_PT_train").texts()
+
+
 def test_an_upload_shows_progress_and_cancel(with_state) -> None:
     state = with_state("uploading")
     assert state.busy and state.phase == "busy", "Preprocess greys out while its footage travels"

@@ -23,7 +23,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--events", default=None, help="event endpoint (default: the port after --bind)")
     parser.add_argument("--keys", type=Path, default=None,
                         help="CurveZMQ key folder (dyntet keys init); required for non-loopback addresses")
-    parser.add_argument("--max-jobs", type=int, default=1, help="heavy jobs running at once (default 1)")
+    parser.add_argument("--max-jobs", type=int, default=1,
+                        help="heavy jobs running at once (default 1; with --cluster: the cluster's slots)")
+    parser.add_argument("--cluster", default="local", metavar="local|auto|ray://HOST:PORT",
+                        help="where heavy jobs run: this machine (default), the Ray cluster this machine is part "
+                             "of (auto), or a Ray head; needs pip install 'dyntet[cluster]'")
     parser.add_argument("--max-queued", type=int, default=100, help="jobs that may wait in the queue")
     parser.add_argument("--cancel-grace", type=float, default=30.0, metavar="S",
                         help="seconds a cancelled job may take to checkpoint before it is terminated")
@@ -50,14 +54,14 @@ def run(args: argparse.Namespace) -> int:
                               max_running=args.max_jobs, max_queued=args.max_queued,
                               cancel_grace_s=args.cancel_grace, shutdown_grace_s=args.shutdown_grace,
                               probe_capabilities=not args.no_probe,
-                              max_upload_bytes=int(args.max_upload_gib * GIB))
+                              max_upload_bytes=int(args.max_upload_gib * GIB), cluster=args.cluster)
         server = Server(config)
     except (ValueError, OSError) as exc:
         raise UserFacingError(str(exc)) from None
     _configure_logging(args.log_level, server.workspace.state_dir / "server.log")
     try:
         server.start()
-    except (EndpointError, WorkspaceBusy, KeyFileError, OSError) as exc:
+    except (EndpointError, WorkspaceBusy, KeyFileError, OSError, ValueError) as exc:
         raise UserFacingError(str(exc)) from None
     for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         if hasattr(signal, name):

@@ -34,6 +34,7 @@ from .capabilities import CapabilityProbe
 from .config import ServerConfig
 from .endpoints import EndpointError, check_bind_policy, parse_endpoint
 from .handlers import HANDLERS
+from .jobs.executor import make_executor
 from .jobs.manager import JobManager
 from .jobs.store import JobStore
 from .keystore import KeyStore
@@ -99,7 +100,8 @@ class Server:
             self.events_endpoint = self._bind(self._pub, self.config.events)
             self.jobs = JobManager(self.workspace, JobStore(self.workspace.state_dir / "jobs"), self.context,
                                    self.publish, max_running=self.config.max_running,
-                                   max_queued=self.config.max_queued, cancel_grace_s=self.config.cancel_grace_s)
+                                   max_queued=self.config.max_queued, cancel_grace_s=self.config.cancel_grace_s,
+                                   executor=make_executor(self.config.cluster))
             self.jobs.load()
             self._lock.publish({"pid": os.getpid(), "server_id": self.server_id, "requests": self.request_endpoint,
                                 "events": self.events_endpoint, "started": self.started,
@@ -169,6 +171,7 @@ class Server:
                 self.jobs.begin_shutdown(0)
                 self.jobs.finish_shutdown()
             self.jobs.close()
+            self.jobs.executor.close()
             self.jobs = None
         for socket in (self._router, self._pub):
             if socket is not None:

@@ -32,6 +32,9 @@ class ServerConfig:
     """Find device/backends in a background subprocess (imports torch once)."""
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     """Largest file a client may send with ``upload.*`` (0 refuses every non-empty upload)."""
+    cluster: str = "local"
+    """Where heavy jobs run: ``local`` (processes of this machine), ``auto`` (the Ray cluster this machine
+    is part of), ``ray://HOST:PORT`` or ``HOST:PORT`` of a Ray head (see ``jobs/executor.py``)."""
 
     def __post_init__(self) -> None:
         self.workspace = Path(self.workspace)

@@ -31,7 +31,7 @@ import time
 import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from dyntet.progress import Cancelled, Progress
 from dyntet_protocol.codec import packb
@@ -63,8 +63,15 @@ class _Channel:
                 pass
 
 
+class _Sender:
+    """Holds the ``send`` function under the name the log handler and the reporter call."""
+
+    def __init__(self, send: Callable[[dict[str, Any]], None]):
+        self.send = send
+
+
 class _PipeLogHandler(logging.Handler):
-    def __init__(self, channel: _Channel):
+    def __init__(self, channel: _Sender):
         super().__init__(logging.INFO)
         self._channel = channel
 
@@ -79,7 +86,7 @@ class _PipeLogHandler(logging.Handler):
 class _Reporter:
     """The ``progress`` callback handed to the job: throttles and converts to plain values."""
 
-    def __init__(self, channel: _Channel):
+    def __init__(self, channel: _Sender):
         self._channel = channel
         self._last_sent = 0.0
         self._last_logged = 0.0
@@ -121,15 +128,24 @@ def main(job_id: str, target: str, params: dict[str, Any], workspace: str, resum
     channel = _Channel(conn)
     stop = threading.Event()
     threading.Thread(target=_watch_parent, args=(conn, stop), name="dyntet-job-watchdog", daemon=True).start()
+    run_job(job_id, target, params, workspace, resume, channel.send, stop.is_set)
+
+
+def run_job(job_id: str, target: str, params: dict[str, Any], workspace: str, resume: bool,
+            send: Callable[[dict[str, Any]], None], should_stop: Callable[[], bool]) -> None:
+    """Run the adapter and report through ``send`` (the messages of the module docstring); never raises.
+    Shared by the local process (a pipe) and a Ray worker (a message queue)."""
+    channel = _Sender(send)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().addHandler(_PipeLogHandler(channel))
+    handler = _PipeLogHandler(channel)
+    logging.getLogger().addHandler(handler)
     log = logging.getLogger("dyntet.job")
     log.info("job %s: %s, resume=%s, process %d", job_id, target, resume, os.getpid())
     reporter = _Reporter(channel)
     try:
         module_name, function_name = target.split(":")
         function = getattr(importlib.import_module(module_name), function_name)
-        result = function(params, workspace=Path(workspace), resume=resume, progress=reporter, should_stop=stop.is_set)
+        result = function(params, workspace=Path(workspace), resume=resume, progress=reporter, should_stop=should_stop)
         reporter.flush()
         log.info("job %s finished", job_id)
         channel.send({"t": "done", "result": result if isinstance(result, dict) else {"value": result}})
@@ -147,6 +163,7 @@ def main(job_id: str, target: str, params: dict[str, Any], workspace: str, resum
         message = explain(exc) or f"{type(exc).__name__}: {exc}"
         channel.send({"t": "failed", "error": _error(ErrorCode.JOB_FAILED, message, exc)})
     finally:
+        logging.getLogger().removeHandler(handler)
         sys.stdout.flush()
         sys.stderr.flush()
 

@@ -15,6 +15,10 @@ the job reported ``failed`` (exception)            ``failed``
 cancel requested (job stopped, or was killed)      ``cancelled``
 server shutting down, or no report (killed, crash) ``interrupted``
 =================================================  ===============
+
+Where the process runs is the executor's business (``executor.py``: this machine or a Ray cluster). A
+resumable job that lost its cluster worker is queued again from its checkpoint, up to
+``executor.retries`` times, instead of staying ``interrupted``.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from dyntet_protocol.messages import RESUMABLE_STATES
 
 from ..workspace import Workspace
 from . import child
+from .executor import Executor, LocalExecutor
 from .kinds import JOB_KINDS, JobKind
 from .store import JobRecord, JobStore
 
@@ -61,8 +66,9 @@ _PIPE_LIMITS = Limits(max_body_bytes=MAX_PIPE_MESSAGE_BYTES, max_bin_len=MAX_PIP
 class _Running:
     record: JobRecord
     kind: JobKind
-    process: multiprocessing.process.BaseProcess
-    conn: Connection
+    process: Any
+    """A ``multiprocessing`` process or its duck type (see ``executor.py``)."""
+    conn: Any
     watcher: threading.Thread
     outcome: dict[str, Any] | None = None
     stop_deadline: float | None = None
@@ -78,7 +84,8 @@ class JobManager:
     """
 
     def __init__(self, ws: Workspace, store: JobStore, context: zmq.Context, publish: Publish, *,
-                 max_running: int = 1, max_queued: int = 100, cancel_grace_s: float = 30.0):
+                 max_running: int = 1, max_queued: int = 100, cancel_grace_s: float = 30.0,
+                 executor: Executor | None = None):
         if max_running < 1 or max_queued < 0 or cancel_grace_s < 0:
             raise ValueError("max_running ≥ 1, max_queued ≥ 0 and cancel_grace_s ≥ 0 are required")
         self.ws = ws
@@ -88,7 +95,7 @@ class JobManager:
         self.cancel_grace_s = cancel_grace_s
         self._publish = publish
         self._context = context
-        self._mp = multiprocessing.get_context("spawn")
+        self.executor = executor or LocalExecutor()
         self.records: dict[str, JobRecord] = {}
         self.queue: collections.deque[str] = collections.deque()
         self.running: dict[str, _Running] = {}
@@ -104,6 +111,8 @@ class JobManager:
     def load(self) -> None:
         """Read earlier records: ``running`` ones become ``interrupted``, ``queued`` ones queue again."""
         for record in self.store.load_all():
+            if record.state == "running" and self._reattach(record):
+                continue
             if record.state == "running":
                 record.state = "interrupted"
                 record.finished = time.time()
@@ -119,6 +128,23 @@ class JobManager:
 
     def close(self) -> None:
         self.socket.close(linger=0)
+
+    def _reattach(self, record: JobRecord) -> bool:
+        """Follow a job that an earlier server left running on the cluster (never for local jobs)."""
+        kind = JOB_KINDS.get(record.kind)
+        launched = self.executor.reattach(record.id) if kind is not None else None
+        if launched is None:
+            return False
+        self.records[record.id] = record
+        self._follow(record, kind, launched.process, launched.conn)
+        log.info("job %s re-attached on %s", record.id, record.node)
+        return True
+
+    def _follow(self, record: JobRecord, kind: JobKind, process: Any, conn: Any) -> None:
+        watcher = threading.Thread(target=_watch, args=(self._context, self._inbox, record.id, process, conn),
+                                   name=f"dyntet-watch-{record.id}", daemon=True)
+        self.running[record.id] = _Running(record, kind, process, conn, watcher)
+        watcher.start()
 
     # --- requests --------------------------------------------------------------------------------
 
@@ -205,7 +231,7 @@ class JobManager:
             record = self.records[job_id]
             kind = JOB_KINDS.get(record.kind)
             heavy_running = sum(1 for r in self.running.values() if r.kind.heavy)
-            if kind is not None and kind.heavy and heavy_running >= self.max_running:
+            if kind is not None and kind.heavy and heavy_running >= self.executor.slots(self.max_running):
                 continue
             self.queue.remove(job_id)
             self._start(record, kind)
@@ -307,24 +333,16 @@ class JobManager:
             self._finish(record, "failed")
             return
         resume = kind.resumable and record.attempts > 0
-        parent_conn, child_conn = self._mp.Pipe(duplex=True)
-        process = self._mp.Process(
-            target=child.main, name=f"dyntet-job-{record.id}",
-            args=(record.id, kind.target, record.params, str(self.ws.root), resume, child_conn,
-                  str(self.store.log_path(record.id))))
-        process.start()
-        child_conn.close()
-        watcher = threading.Thread(target=_watch, args=(self._context, self._inbox, record.id, process, parent_conn),
-                                   name=f"dyntet-watch-{record.id}", daemon=True)
-        running = _Running(record, kind, process, parent_conn, watcher)
-        self.running[record.id] = running
-        watcher.start()
+        launched = self.executor.start(record.id, kind.name, kind.target, record.params, str(self.ws.root), resume,
+                                       str(self.store.log_path(record.id)))
+        self._follow(record, kind, launched.process, launched.conn)
         record.state, record.started, record.finished = "running", time.time(), None
         record.attempts += 1
-        record.pid, record.progress, record.result, record.error = process.pid, None, None, None
+        record.pid, record.node = launched.process.pid, launched.node
+        record.progress, record.result, record.error = None, None, None
         self._changed(record)
-        log.info("job %s (%s) started in process %d%s",
-                 record.id, kind.name, process.pid, " (resume)" if resume else "")
+        log.info("job %s (%s) started on %s%s", record.id, kind.name,
+                 f"process {record.pid}" if record.pid else self.executor.name, " (resume)" if resume else "")
 
     def _handle(self, running: _Running, message: dict[str, Any]) -> None:
         kind = message["t"]
@@ -341,6 +359,9 @@ class JobManager:
             self._publish(record.id, "log", {k: message[k] for k in ("level", "logger", "message")}, [])
         elif kind in ("done", "failed", "cancelled"):
             running.outcome = message
+        elif kind == "node":  # a cluster job was placed
+            record.node, record.pid = message["node"], message["pid"]
+            self._changed(record)
         elif kind == "exited":
             self._exited(running, message["exitcode"])
 
@@ -385,7 +406,16 @@ class JobManager:
                                 "message": "the server shut down while the job ran",
                                 "details": {"exitcode": exitcode}}
         log.info("job %s %s (exit code %s)", record.id, state, exitcode)
-        self._finish(record, state)
+        if state == "interrupted" and not self.shutting_down and record.resumable \
+                and record.retries < self.executor.retries:
+            record.retries += 1  # a lost cluster worker: continue from the checkpoint on another slot
+            log.warning("job %s lost its worker; resubmitted (retry %d of %d)", record.id, record.retries,
+                        self.executor.retries)
+            record.state = "queued"
+            self.queue.appendleft(record.id)
+            self._changed(record)
+        else:
+            self._finish(record, state)
         self.schedule()
 
     def _finish(self, record: JobRecord, state: str) -> None:
@@ -443,6 +473,8 @@ def _crash_error(exitcode: int | None) -> dict[str, Any]:
         except ValueError:
             details["signal"] = -exitcode
     how = f"signal {details['signal']}" if "signal" in details else f"exit code {exitcode}"
+    if exitcode is None:
+        how = "its worker or node was lost"
     if exitcode == child.EXIT_PARENT_GONE:
         how = "the server went away"
     return {"code": ErrorCode.JOB_CRASHED.value,

@@ -42,7 +42,11 @@ class JobRecord:
     attempts: int = 0
     """How often the job has been started (resume increments it)."""
     pid: int | None = None
-    """Process id of the job's current (or last) process."""
+    """Process id of the job's current (or last) process (on ``node``)."""
+    node: str | None = None
+    """Where the job runs or ran: this machine's host name, or a Ray node's host and address."""
+    retries: int = 0
+    """Automatic resubmissions after a lost cluster worker (bounded by the executor)."""
     progress: dict[str, Any] | None = None
     """Latest progress: ``{stage, step, total, message, metrics, eta_s, preview}``."""
     result: dict[str, Any] | None = None
