@@ -8,7 +8,7 @@ Pipeline: open the run → resolve the driving clip (:mod:`.drive`) → cache th
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,8 @@ def open_run(run: Path, device: str = "auto") -> LoadedRun:
 def resolve_clip(loaded: LoadedRun, drive: str, options: DriveOptions, output: Path,
                  progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> DrivingClip:
     """The driving clip of ``drive`` for this run, with :class:`GenerateError` for bad sources."""
+    if options.run is None:
+        options = replace(options, run=loaded.run)
     try:
         return driving_clip(loaded.dataset, loaded.model.mean_expression.cpu().numpy(), DriveSource.parse(drive),
                             options, output=output, progress=progress, should_stop=should_stop)
