@@ -22,7 +22,7 @@ from dyntet.data.landmark_regions import NUM_LANDMARKS
 # MediaPipe face-mesh indices (subject's sides).
 R_EYE_OUT, R_EYE_IN, L_EYE_OUT, L_EYE_IN = 33, 133, 263, 362
 R_LID_UP, R_LID_DOWN, L_LID_UP, L_LID_DOWN = 159, 145, 386, 374
-NOSE_TIP, CHIN = 1, 152
+NOSE_TIP, LOWER_LIP_OUT = 1, 17
 LIP_UP_IN, LIP_DOWN_IN = 13, 14
 MOUTH_R, MOUTH_L = 61, 291
 R_BROW_IN, L_BROW_IN, R_BROW_OUT, L_BROW_OUT = 107, 336, 70, 300
@@ -109,7 +109,9 @@ def measures(landmarks: np.ndarray) -> dict[str, np.ndarray]:
     centre_y = 0.5 * (fy[:, LIP_UP_IN] + fy[:, LIP_DOWN_IN])
     centre_x = 0.5 * (fx[:, LIP_UP_IN] + fx[:, LIP_DOWN_IN])
     lip_gap = gap(LIP_UP_IN, LIP_DOWN_IN)
-    jaw = fy[:, NOSE_TIP] - fy[:, CHIN]
+    # The jaw carries the lower lip; MediaPipe's chin points (152, 175) follow the jaw line's shading more
+    # than the bone and drift with head pitch, the lip's outer edge does not.
+    jaw = fy[:, NOSE_TIP] - fy[:, LOWER_LIP_OUT]
     mouth_width = fx[:, MOUTH_L] - fx[:, MOUTH_R]
     eye_width_r = np.abs(fx[:, R_EYE_IN] - fx[:, R_EYE_OUT]) + 1e-9
     eye_width_l = np.abs(fx[:, L_EYE_IN] - fx[:, L_EYE_OUT]) + 1e-9

@@ -31,14 +31,19 @@ class Curves:
     fps: float
 
     def select(self, names: tuple[str, ...]) -> np.ndarray:
-        """Values [T, len(names)] in that order; absent names are 0, unused columns are warned about."""
-        unknown = [n for n in self.names if n not in names]
+        """Values [T, len(names)] in that order; absent names are 0, unused columns are warned about.
+
+        Names match case-insensitively: Live Link Face writes ``JawOpen`` for ARKit's ``jawOpen``.
+        """
+        mine = [n.lower() for n in self.names]
+        wanted = {n.lower() for n in names}
+        unknown = [n for n in self.names if n.lower() not in wanted]
         if unknown:
             warnings.warn(f"ignoring curves without a control: {', '.join(unknown)}", stacklevel=2)
         out = np.zeros((len(self.values), len(names)), np.float32)
         for j, name in enumerate(names):
-            if name in self.names:
-                out[:, j] = self.values[:, self.names.index(name)]
+            if name.lower() in mine:
+                out[:, j] = self.values[:, mine.index(name.lower())]
         return out
 
 
@@ -82,8 +87,12 @@ def read_curves(path: Path, fps: float, timecode_fps: float | None = None) -> Cu
     except (ValueError, IndexError) as exc:
         raise ControlsError(f"{path}: a row cannot be read ({exc})") from None
     times -= times[0]
-    grid = np.arange(0.0, times[-1] + 0.5 / fps, 1.0 / fps)
-    nearest = np.clip(np.searchsorted(times, grid - 0.5 / fps), 0, len(times) - 1)
+    if np.any(np.diff(times) < 0):
+        raise ControlsError(f"{path}: timecodes go backwards; rows must be in time order")
+    count = max(1, int(round((times[-1] + 1.0 / timecode_fps) * fps)))  # the take lasts one row past its last
+    grid = np.arange(count) / fps
+    after = np.clip(np.searchsorted(times, grid), 1, len(times) - 1) if len(times) > 1 else np.zeros(count, int)
+    nearest = after - (np.abs(times[after - 1] - grid) <= np.abs(times[after] - grid)) if len(times) > 1 else after
     return Curves(tuple(header[j] for j in value_cols), values[nearest], float(fps))
 
 
