@@ -1,4 +1,5 @@
-"""``dyntet rig RUN``: fit the named expression controls of an avatar (``RUN/controls.npz``).
+"""``dyntet rig RUN``: fit the named expression controls of an avatar (``RUN/controls.npz``) and their
+shape keys (``RUN/control_keys.npz``); later ``generate`` runs then write ``SEQ/controls.npz``.
 
 With ``--curves-out CSV`` the training clip's measured control curves are written too (Live Link Face
 layout), ready to edit and drive with ``dyntet generate RUN --drive CSV``.
@@ -33,6 +34,14 @@ def run(args: argparse.Namespace) -> int:
         control_map = fit_run_controls(args.run, args.ridge)
         print(f"{len(control_map.names)} controls → {args.run / CONTROLS_FILE} "
               f"(α fit RMS {control_map.fit_rms:.3f})")
+        from dyntet.generate.api import GenerateError, open_run
+        from dyntet.rig.sequence_rig import KEYS_FILE, build_run_keys
+
+        try:
+            keys = build_run_keys(open_run(args.run, "cpu"), control_map)
+        except GenerateError as exc:
+            raise UserFacingError(str(exc)) from None
+        print(f"basis + {len(keys.names)} shape keys fitted to the training clip → {args.run / KEYS_FILE}")
         if args.curves_out is not None:
             import json
             dataset = Dataset.open(json.loads((args.run / "config.json").read_text())["dataset"])

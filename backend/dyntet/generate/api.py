@@ -155,6 +155,9 @@ def generate(run: Path, out: Path, config: GenerateConfig | None = None, progres
     _check_stop(should_stop, "writing")
     _report(progress, "write", 0, 1, f"writing {out}")
     write_sequence(out, seq)
+    from dyntet.rig.sequence_rig import write_sequence_rig
+
+    write_sequence_rig(out, loaded.run, clip.expression[clip.frames])  # named controls, when `dyntet rig` ran
     _report(progress, "write", 1, 1, f"{clip.num_frames} frames")
     return out
 
