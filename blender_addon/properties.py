@@ -23,6 +23,8 @@ class ImportOptionProps:
         items=(
             ("frames", "Per-Frame Shape Keys", "One shape key per frame, switched on one at a time (exact)"),
             ("pca", "PCA Rig", "A few blend shapes with weight curves (small; needs a sequence with a rig)"),
+            ("controls", "Named Controls", "jawOpen, eyeBlinkLeft, … keys with editable curves plus an exact "
+             "corrective layer (needs `dyntet rig RUN` before generating)"),
         ),
         default="frames",
     )

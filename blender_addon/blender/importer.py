@@ -22,11 +22,13 @@ from . import material as material_mod
 from . import scene as scene_mod
 from .animation import Performance
 from .mesh import build_mesh
+from ..io.controls import read_controls
+from .control_rig import add_control_keys, animate_controls
 from .shape_keys import add_shape_keys, animate_one_hot, animate_weights, frame_key_name
 from .transform import animate_head_pose
 from .world import build_world
 
-Rig = Literal["frames", "pca"]
+Rig = Literal["frames", "pca", "controls"]
 
 
 @dataclass
@@ -34,7 +36,10 @@ class ImportOptions:
     """What to bring in. Built from the operator's or panel's properties at the boundary."""
 
     rig: Rig = "frames"
-    """``"frames"``: one shape key per frame, one-hot animated. ``"pca"``: K blend shapes with weight curves."""
+    """``"frames"``: one shape key per frame, one-hot animated. ``"pca"``: K blend shapes with weight curves.
+    ``"controls"``: Basis + one key per named control (jawOpen, …) with F-curves (``controls.npz``)."""
+    corrective: bool = True
+    """With ``rig="controls"``: also the exact corrective layer (one key per frame), so frames stay exact."""
     frame_start: int = 1
     """Blender frame of the sequence's first imported frame."""
     frames: tuple[int, int] | None = None
@@ -53,8 +58,8 @@ class ImportOptions:
     """Object name; empty uses the folder's name."""
 
     def __post_init__(self) -> None:
-        if self.rig not in ("frames", "pca"):
-            raise ValueError(f"rig must be 'frames' or 'pca', got {self.rig!r}")
+        if self.rig not in ("frames", "pca", "controls"):
+            raise ValueError(f"rig must be 'frames', 'pca' or 'controls', got {self.rig!r}")
         if not -1_000_000 < self.frame_start < 1_000_000:
             raise ValueError(f"frame_start {self.frame_start} is outside Blender's frame range")
 
@@ -171,6 +176,10 @@ def _build(
     if options.rig == "pca":
         rig = normalise_rig(sequence.rig)
         basis = points_to_blender(rig.mean)
+    elif options.rig == "controls":
+        controls = read_controls(sequence.root, _folder_frames(sequence), sequence.num_vertices,
+                                 slice(sequence.first_frame, sequence.first_frame + frames))
+        basis = points_to_blender(controls.basis)
     else:
         basis = points_to_blender(_mean_frame(sequence))
     mesh = created.add(bpy.data.meshes, build_mesh(name, basis, sequence.faces, sequence.uv, sequence.uv_faces))
@@ -186,6 +195,14 @@ def _build(
             add_shape_keys(obj, shapes, names, on_key=_fraction(on_progress, len(names)))
             channels = take.channels_for(mesh.shape_keys)
             animate_weights(channels, mesh.shape_keys, names, rig.weights, options.frame_start)
+        elif options.rig == "controls":
+            vertices = sequence.vertices if options.corrective else None
+            total = len(controls.names) + (frames if vertices is not None else 0)
+            names = add_control_keys(obj, controls, vertices, sequence.first_frame,
+                                     on_key=_fraction(on_progress, total))
+            obj["dyntet_controls"] = list(controls.names)
+            animate_controls(take.channels_for(mesh.shape_keys), controls, options.frame_start,
+                             names[len(controls.names):])
         else:
             names = [frame_key_name(sequence.first_frame + t) for t in range(frames)]
             buffer = np.empty((sequence.num_vertices, 3), dtype=np.float32)
@@ -232,6 +249,13 @@ def _build(
         num_shape_keys=len(mesh.shape_keys.key_blocks),
         seconds=0.0,
     )
+
+
+def _folder_frames(sequence: Sequence) -> int:
+    """Frames of the whole folder (``controls.npz`` covers all of them, an import may take a range)."""
+    import json
+
+    return int(json.loads((Path(sequence.root) / "manifest.json").read_text())["num_frames"])
 
 
 def _mean_frame(sequence: Sequence) -> np.ndarray:

@@ -87,7 +87,7 @@ def animate_weights(
         key_data: the mesh's ``shape_keys``.
         names: K key names.
         weights: float32 [T, K] weight of each key per frame, within [-1, 1] (see
-            :func:`..io.sequence.normalise_rig`): Blender clamps key values to the sliders' range.
+            :func:`dyntet_formats.sequence.normalise_rig`): Blender clamps key values to the sliders' range.
         frame_start: Blender frame of weights row 0.
     """
     weights = np.asarray(weights, dtype=np.float32)

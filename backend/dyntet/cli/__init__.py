@@ -18,7 +18,7 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 SUBCOMMANDS = (
-    "preprocess", "train", "eval", "generate", "render", "export", "serve", "cluster", "keys", "demo",
+    "preprocess", "train", "eval", "generate", "render", "export", "serve", "cluster", "keys", "demo", "rig",
 )
 
 

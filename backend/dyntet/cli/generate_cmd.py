@@ -8,7 +8,8 @@ from pathlib import Path
 from dyntet.cli import UserFacingError
 
 DRIVE_HELP = ("train, test or all (a split of the run's own clip), a dataset folder (another preprocessed clip: "
-              "its expressions are carried onto this avatar), or a video file (preprocessed first)")
+              "its expressions are carried onto this avatar), a video file (preprocessed first), or a .csv of "
+              "ARKit-named curves (Live Link Face layout; needs `dyntet rig RUN` first)")
 
 
 def add_drive_arguments(p: argparse.ArgumentParser) -> None:

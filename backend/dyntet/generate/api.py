@@ -8,7 +8,7 @@ Pipeline: open the run → resolve the driving clip (:mod:`.drive`) → cache th
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +69,8 @@ def open_run(run: Path, device: str = "auto") -> LoadedRun:
 def resolve_clip(loaded: LoadedRun, drive: str, options: DriveOptions, output: Path,
                  progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> DrivingClip:
     """The driving clip of ``drive`` for this run, with :class:`GenerateError` for bad sources."""
+    if options.run is None:
+        options = replace(options, run=loaded.run)
     try:
         return driving_clip(loaded.dataset, loaded.model.mean_expression.cpu().numpy(), DriveSource.parse(drive),
                             options, output=output, progress=progress, should_stop=should_stop)
@@ -153,6 +155,9 @@ def generate(run: Path, out: Path, config: GenerateConfig | None = None, progres
     _check_stop(should_stop, "writing")
     _report(progress, "write", 0, 1, f"writing {out}")
     write_sequence(out, seq)
+    from dyntet.rig.sequence_rig import write_sequence_rig
+
+    write_sequence_rig(out, loaded.run, clip.expression[clip.frames])  # named controls, when `dyntet rig` ran
     _report(progress, "write", 1, 1, f"{clip.num_frames} frames")
     return out
 

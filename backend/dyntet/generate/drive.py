@@ -7,6 +7,8 @@ Three sources (``--drive``):
 * a dataset folder — another preprocessed clip, usually another person: α carried into the avatar's
   face-model basis by :mod:`dyntet.generate.retarget` (a dataset that *is* the avatar's own is used as
   ``all``).
+* a ``.csv`` of named control curves (Live Link Face layout, :mod:`dyntet.rig.curves`) — α through the
+  run's control map (``dyntet rig``), head motion from the avatar's own clip.
 * a video file — preprocessed on the fly with ``dyntet.face.preprocess`` into a driver dataset folder
   (kept, so a second run reuses it), then as above.
 
@@ -43,7 +45,7 @@ class DriveError(ValueError):
 class DriveSource:
     """A parsed ``--drive`` value: a split of the run's dataset, a dataset folder or a video file."""
 
-    kind: Literal["split", "dataset", "video"]
+    kind: Literal["split", "dataset", "video", "curves"]
     split: str | None = None
     path: Path | None = None
 
@@ -66,7 +68,7 @@ class DriveSource:
                                  "clip with `dyntet preprocess VIDEO -o DATASET`, or pass the video itself")
             return cls("dataset", path=path)
         if path.is_file():
-            return cls("video", path=path)
+            return cls("curves" if path.suffix.lower() == ".csv" else "video", path=path)
         raise DriveError(f"--drive {raw!r} is neither a split (train, test, all) nor an existing dataset folder "
                          "or video file")
 
@@ -127,6 +129,8 @@ class DriveOptions:
     """Where a driving *video* is preprocessed to (default: ``<output>.driver`` beside the output)."""
     preprocess_size: int = 256
     """Frame size of a driver dataset made from a video (only its tracking is used)."""
+    run: Path | None = None
+    """The run folder, whose ``controls.npz`` turns a curves CSV into α (set by ``generate``)."""
 
     def __post_init__(self) -> None:
         if self.pose not in ("driver", "target"):
@@ -183,6 +187,8 @@ def driving_clip(target: Dataset, target_mean: np.ndarray, source: DriveSource, 
     Raises:
         DriveError: unusable source, frame range or face models.
     """
+    if source.kind == "curves":
+        return _curves_clip(target, source, options)
     driver, split, retarget = _open_driver(target, source, options, output, progress, should_stop)
     positions = options.frames.select(len(split), f"the driving clip ({_what(source)})")
     frames = np.asarray(split, np.int64)[positions.start:positions.stop]
@@ -219,6 +225,29 @@ def driving_clip(target: Dataset, target_mean: np.ndarray, source: DriveSource, 
                        head_to_scene=pose_ops.head_to_scene(track, reference), scene_to_camera=scene_to_camera,
                        intrinsics=target.tracking.intrinsics.astype(np.float32), size=target.size,
                        fps=driver.fps, audio=_audio(driver, frames), source=described)
+
+
+def _curves_clip(target: Dataset, source: DriveSource, options: DriveOptions) -> DrivingClip:
+    from dyntet.rig.controls import ControlsError
+    from dyntet.rig.drive_curves import curves_expression, load_curves, own_motion
+
+    if options.run is None or source.path is None:
+        raise DriveError("driving from curves needs the run folder (its controls.npz)")
+    try:
+        curves = load_curves(source.path, target)
+        expression = curves_expression(options.run, curves)
+    except ControlsError as exc:
+        raise DriveError(f"--drive {source.path}: {exc}") from None
+    positions = options.frames.select(len(expression), f"the curves ({source.path})")
+    frames = np.arange(positions.start, positions.stop, dtype=np.int64)
+    track = own_motion(target, len(frames), curves.fps, options.pose_cutoff_hz)
+    reference = pose_ops.mean_pose(track)
+    described = {"drive": source.describe(), "frames": [int(positions.start), int(positions.stop)],
+                 "curves": list(curves.names), "pose": "target", "pose_cutoff_hz": float(options.pose_cutoff_hz),
+                 "scene": "head space of the mean head pose of the frames' pose track"}
+    return DrivingClip(expression=expression, frames=frames, head_to_scene=pose_ops.head_to_scene(track, reference),
+                       scene_to_camera=reference, intrinsics=target.tracking.intrinsics.astype(np.float32),
+                       size=target.size, fps=curves.fps, audio=None, source=described)
 
 
 def _open_driver(target: Dataset, source: DriveSource, options: DriveOptions, output: Path | None,

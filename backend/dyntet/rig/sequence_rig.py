@@ -1,0 +1,70 @@
+"""The named-control rig of a generated sequence: ``SEQ/controls.npz`` (read by the Blender add-on).
+
+Holds ``names`` [C], ``basis`` float32 [V, 3], ``keys`` float32 [C, V, 3] (head space, metres: the run's
+fitted keys, :func:`dyntet.rig.meshes.fitted_keys`) and ``weights`` float32 [T, C], the controls of each
+generated frame. The weights are the least-squares controls of each frame's α under the run's map
+(clipped to the sliders' 0..1.5), so every drive source — the own clip, another person, a curves CSV —
+gets named curves the same way; the add-on's corrective layer (``vertices`` − key mix) keeps the
+default look exact.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from dyntet.formats.atomic import write_bytes_atomic
+from dyntet.rig.controls import ControlsError
+from dyntet.rig.fit import CONTROLS_FILE, ControlMap
+from dyntet.rig.meshes import ControlKeys, clip_vertices, fitted_keys
+
+KEYS_FILE = "control_keys.npz"
+SEQUENCE_FILE = "controls.npz"
+SLIDER_MAX = 1.5
+
+
+def project(control_map: ControlMap, expression: np.ndarray) -> np.ndarray:
+    """Controls float32 [T, C] whose α is closest to ``expression`` [T, K] (clipped to 0..SLIDER_MAX)."""
+    solved, *_ = np.linalg.lstsq(control_map.weights.T.astype(np.float64),
+                                 (np.asarray(expression, np.float64) - control_map.bias).T, rcond=None)
+    return np.clip(solved.T, 0.0, SLIDER_MAX).astype(np.float32)
+
+
+def build_run_keys(loaded, control_map: ControlMap) -> ControlKeys:
+    """Fit the run's keys to its training clip's true meshes and save ``RUN/control_keys.npz``."""
+    from dyntet.generate.geometry import FrozenGeometry
+
+    tracking = loaded.dataset.tracking
+    frames = loaded.dataset.split("train")
+    controls = control_map.controls(tracking.landmarks[frames.start:frames.stop])
+    geometry = FrozenGeometry.from_model(loaded.model)
+    meshes = clip_vertices(geometry, tracking.expression[frames.start:frames.stop],
+                           loaded.config.model.geometry.expression_window)
+    keys = fitted_keys(control_map.names, controls, meshes)
+    _save(Path(loaded.run) / KEYS_FILE, names=np.array(keys.names), basis=keys.basis, keys=keys.keys)
+    return keys
+
+
+def write_sequence_rig(sequence: Path, run: Path, expression: np.ndarray) -> bool:
+    """Write ``SEQ/controls.npz`` when the run has controls (``dyntet rig``); False when it has none."""
+    run = Path(run)
+    if not (run / CONTROLS_FILE).exists() or not (run / KEYS_FILE).exists():
+        return False
+    control_map = ControlMap.load(run / CONTROLS_FILE)
+    with np.load(run / KEYS_FILE) as data:
+        names, basis, keys = tuple(str(n) for n in data["names"]), data["basis"], data["keys"]
+    if names != control_map.names:
+        raise ControlsError(f"{run / KEYS_FILE} does not match {run / CONTROLS_FILE}: re-run `dyntet rig {run}`")
+    _save(Path(sequence) / SEQUENCE_FILE, names=np.array(control_map.names), basis=basis, keys=keys,
+          weights=project(control_map, expression),
+          meta=np.array(json.dumps({"slider_max": SLIDER_MAX, "run": str(run.resolve())})))
+    return True
+
+
+def _save(path: Path, **arrays: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_bytes_atomic(path, buffer.getvalue())
