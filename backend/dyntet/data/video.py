@@ -13,7 +13,6 @@ rotation). Crop boxes are ``(x, y, width, height)`` in display pixels. Audio is 
 
 from __future__ import annotations
 
-import io
 import re
 import subprocess
 import threading

@@ -111,34 +111,33 @@ def _grid(side: int, d: int) -> np.ndarray:
 
 def _sample_dense(block: np.ndarray, scale: float, offset: float, side: int, positions: np.ndarray) -> np.ndarray:
     """Multilinear lookup of a dense level (``side`` vertices per side, vertex at ``x · scale + offset``)."""
-    d = positions.shape[1]
-    p = positions * scale + offset
-    base = np.floor(p)
-    frac = p - base
-    out = np.zeros((len(p), block.shape[1]), np.float64)
-    for corner in itertools.product((0, 1), repeat=d):
-        c = np.clip(base + corner, 0, side - 1).astype(np.int64)
-        index = sum(c[:, k] * side ** k for k in range(d))
-        weight = np.prod([frac[:, k] if bit else 1.0 - frac[:, k] for k, bit in enumerate(corner)], axis=0)
-        out += weight[:, None] * block[index]
-    return out.astype(np.float32)
+    def index(c: np.ndarray) -> np.ndarray:
+        c = np.clip(c, 0, side - 1).astype(np.int64)
+        return sum(c[:, k] * side ** k for k in range(c.shape[1]))
+
+    return _multilinear(block, positions * scale + offset, index)
 
 
 def _sample_hashed(block: np.ndarray, scale: float, positions: np.ndarray, log2_table_size: int) -> np.ndarray:
     """Multilinear lookup of a hashed tinycudann level at positions [M, d] in [0, 1]."""
-    d = positions.shape[1]
-    p = positions * scale + 0.5
+    def index(c: np.ndarray) -> np.ndarray:
+        c = c.astype(np.uint64)
+        h = np.zeros(len(c), np.uint64)
+        for k in range(c.shape[1]):
+            h ^= c[:, k] * np.uint64(PRIMES[k])
+        return (h & np.uint64((1 << log2_table_size) - 1)).astype(np.int64)
+
+    return _multilinear(block, positions * scale + 0.5, index)
+
+
+def _multilinear(block: np.ndarray, p: np.ndarray, index) -> np.ndarray:
+    """Σ over the 2^d cell corners of ``block[index(corner)]`` weighted by the multilinear weights of ``p``."""
     base = np.floor(p)
     frac = p - base
     out = np.zeros((len(p), block.shape[1]), np.float64)
-    mask = (1 << log2_table_size) - 1
-    for corner in itertools.product((0, 1), repeat=d):
-        c = (base + corner).astype(np.uint64)
-        h = np.zeros(len(p), np.uint64)
-        for k in range(d):
-            h ^= c[:, k] * np.uint64(PRIMES[k])
+    for corner in itertools.product((0, 1), repeat=p.shape[1]):
         weight = np.prod([frac[:, k] if bit else 1.0 - frac[:, k] for k, bit in enumerate(corner)], axis=0)
-        out += weight[:, None] * block[(h & np.uint64(mask)).astype(np.int64)]
+        out += weight[:, None] * block[index(base + corner)]
     return out.astype(np.float32)
 
 
