@@ -96,10 +96,14 @@ class DynTetSettings(bpy.types.PropertyGroup):
             ("train", "Training Clip", "Replay the training frames"),
             ("test", "Test Split", "The held-out last part of the clip"),
             ("video", "Another Video", "Transfer the expressions of another video"),
+            ("audio", "Drive from Audio", "A voice recording (WAV, FLAC, MP3, M4A, or a video's sound track) "
+             "drives the mouth; the head moves as in the training clip"),
         ),
         default="test",
     )
     drive_video: StringProperty(name="Driver Video", subtype="FILE_PATH")
+    drive_audio: StringProperty(name="Voice Recording", subtype="FILE_PATH",
+                                description="The speech that drives the avatar (uploaded to a remote backend)")
     first_frame: IntProperty(name="First", description="First driver frame", default=0, min=0)
     last_frame: IntProperty(name="Last", description="Last driver frame; 0 means to the end", default=0, min=0)
     import_settings: PointerProperty(type=DynTetImportSettings)

@@ -84,17 +84,19 @@ SPLITS = ("train", "test", "all")
 
 
 def generate_request(name: str, drive: str, *, first_frame: int = 0, last_frame: int = 0, video: str = "",
-                     local: bool = True) -> Submit:
+                     local: bool = True, audio: str = "") -> Submit:
     """The ``generate`` job for the Generate panel's settings (``docs/protocol.md``, job kinds).
 
     Args:
         name: the subject: reads ``runs/NAME``, writes ``sequences/NAME_<drive or video name>``.
-        drive: a split (``train``, ``test``, ``all``) or ``video``.
+        drive: a split (``train``, ``test``, ``all``), ``video`` or ``audio`` (a voice recording).
         first_frame, last_frame: the driver frames to generate, both included; ``last_frame`` 0 means
             to the end. Sent as the half-open ``"START:STOP"`` the server expects.
         video: with ``drive="video"``: a file on this machine (``local``; copied or uploaded into the
             workspace by the worker) or a path inside a remote backend's workspace.
-        local: ``video`` is a file on this machine.
+        local: ``video`` / ``audio`` is a file on this machine.
+        audio: with ``drive="audio"``: the speech (any sound file, or a video whose sound track is used),
+            staged like ``video``.
 
     Raises:
         ValueError: a setting the panel should report (the message says which).
@@ -107,18 +109,20 @@ def generate_request(name: str, drive: str, *, first_frame: int = 0, last_frame:
     stage: dict[str, str] = {}
     if drive in SPLITS:
         params["drive"], label = drive, drive
-    elif drive == "video":
-        video = video.strip()
-        if not video:
-            raise ValueError("Pick the driver video")
-        label = _label(video)
+    elif drive in ("video", "audio"):
+        path = (video if drive == "video" else audio).strip()
+        if not path:
+            raise ValueError("Pick the driver video" if drive == "video" else "Pick the voice recording")
+        label = _label(path)
         if local:
-            stage["drive"] = video
-            params["drive"] = ""  # the worker puts the video's workspace path here
+            stage["drive"] = path
+            params["drive"] = ""  # the worker puts the file's workspace path here
         else:
-            params["drive"] = video.replace("\\", "/").lstrip("/")
+            params["drive"] = path.replace("\\", "/").lstrip("/")
+        if drive == "audio":
+            params["audio_only"] = True  # the speech drives the mouth, whatever the file's kind
     else:
-        raise ValueError(f"Unknown drive {drive!r}: expected {', '.join(SPLITS)} or video")
+        raise ValueError(f"Unknown drive {drive!r}: expected {', '.join(SPLITS)}, video or audio")
     params["out"] = out = f"sequences/{name}_{label}"
     if first_frame or last_frame:
         params["frames"] = f"{first_frame}:{last_frame + 1 if last_frame else ''}"

@@ -363,7 +363,7 @@ class Worker:
         if settings is None:
             raise _NotConnected()
         if not source.is_file():
-            raise BackendSetupError(f"the video {source} does not exist")
+            raise BackendSetupError(f"the file {source} does not exist")
         if settings.mode != "LOCAL":
             return self._upload(source, kind)
         workspace = Path(settings.workspace).resolve()

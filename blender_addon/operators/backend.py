@@ -220,18 +220,20 @@ class DYNTET_OT_generate(bpy.types.Operator):
         settings = context.scene.dyntet
         name = bpy.path.clean_name(settings.name)
         local = backend_settings(context).mode == "LOCAL"
-        video = settings.drive_video
+        picked = {"video": settings.drive_video, "audio": settings.drive_audio}.get(settings.drive, "")
         on_this_machine = local
-        if settings.drive == "video" and video:
-            here = _file_here(video, local=local)
+        if picked:
+            here = _file_here(picked, local=local)
             if here is not None:  # a file on this machine: copied or uploaded by the worker
-                video, on_this_machine = str(here), True
+                picked, on_this_machine = str(here), True
             elif local:
-                self.report({"ERROR"}, f"The driver video {bpy.path.abspath(video)} does not exist")
+                what = "driver video" if settings.drive == "video" else "voice recording"
+                self.report({"ERROR"}, f"The {what} {bpy.path.abspath(picked)} does not exist")
                 return {"CANCELLED"}
+        file_key = "audio" if settings.drive == "audio" else "video"
         try:
             command = generate_request(name, settings.drive, first_frame=settings.first_frame,
-                                       last_frame=settings.last_frame, video=video, local=on_this_machine)
+                                       last_frame=settings.last_frame, local=on_this_machine, **{file_key: picked})
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

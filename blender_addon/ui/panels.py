@@ -220,6 +220,8 @@ class DYNTET_PT_generate(_DynTetPanel, bpy.types.Panel):
         layout.prop(settings, "drive")
         if settings.drive == "video":
             layout.prop(settings, "drive_video")
+        elif settings.drive == "audio":
+            layout.prop(settings, "drive_audio")
         row = layout.row(align=True)
         row.prop(settings, "first_frame")
         row.prop(settings, "last_frame")

@@ -3,8 +3,10 @@ it out of ``bench.py``'s list)."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
 
@@ -30,3 +32,14 @@ def training_progress(every: int):
             print(f"  {p.step}/{p.total} {p.message}", flush=True)
 
     return report
+
+
+def each_run(measure: Callable[[Path], dict], needs: str = "a run trained on real footage, `dyntet train`") -> dict:
+    """``measure`` of every run in ``DYNTET_BENCH_RUN`` (comma-separated); with several, keys are prefixed
+    with the run folder's name."""
+    runs = [Path(p) for p in os.environ.get("DYNTET_BENCH_RUN", "").split(",") if p]
+    if not runs:
+        raise SystemExit(f"set DYNTET_BENCH_RUN=/path/to/run ({needs})")
+    if len(runs) == 1:
+        return measure(runs[0])
+    return {f"{r.name}_{k}": v for r in runs for k, v in measure(r).items()}

@@ -18,12 +18,12 @@ each; keys are prefixed with the run folder's name when there are several). On t
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks._timing import each_run
 from dyntet.generate.api import open_run
 from dyntet.generate.geometry import FrozenGeometry
 from dyntet.rig.fit import fit_controls
@@ -70,9 +70,4 @@ def measure(run: Path) -> dict:
 
 
 def run() -> dict:
-    runs = [Path(p) for p in os.environ.get("DYNTET_BENCH_RUN", "").split(",") if p]
-    if not runs:
-        raise SystemExit("set DYNTET_BENCH_RUN=/path/to/run (a run trained on real footage, `dyntet train`)")
-    if len(runs) == 1:
-        return measure(runs[0])
-    return {f"{r.name}_{k}": v for r in runs for k, v in measure(r).items()}
+    return each_run(measure)

@@ -23,6 +23,7 @@ pytest.importorskip("dyntet.server.app")
 
 from blender_addon.control.commands import Submit  # noqa: E402
 from dyntet_formats.sequence import read_sequence  # noqa: E402
+from dyntet_formats.wav import wav_bytes  # noqa: E402
 from blender_helpers import free_port_pair  # noqa: E402
 from blender_helpers import ADDON_MODULE  # noqa: E402
 from test_blender_import import TOLERANCE_M, expected_world, world_vertices  # noqa: E402
@@ -320,6 +321,33 @@ def test_train_generate_and_import_the_synthetic_subject(prefs, tmp_path: Path) 
     assert abs(strips[0].frame_final_duration - seq.num_frames) <= 1  # the audio under frames 2–9 only
     assert Path(bpy.path.abspath(strips[0].sound.filepath)).name == "audio.wav"
 
+    # Drive from audio: a voice recording elsewhere on disk is staged into the workspace, drives the avatar
+    # (training fitted its audio model: the footage has sound) and comes back with the speech as a strip.
+    speech = tmp_path / "line.wav"
+    t = np.arange(int(1.2 * 16000)) / 16000
+    samples = 0.3 * np.clip(np.sin(2 * np.pi * 3 * t), 0, None) * np.sign(np.sin(2 * np.pi * 130 * t))
+    speech.write_bytes(wav_bytes(samples))
+    first_job = generate.job_id
+    settings.drive, settings.drive_audio, settings.first_frame, settings.last_frame = "audio", str(speech), 0, 0
+    assert timed_operator(bpy.ops.dyntet.generate) == {"FINISHED"}
+    wait_for(lambda: sum(o.type == "MESH" for o in scene.objects) == 2 or
+             (job_of("generate").job_id != first_job and job_of("generate").state in ("failed", "cancelled")),
+             1800, "audio-driven generation and import")
+    spoken = job_of("generate")
+    assert spoken.state == "done", spoken.error_message
+    assert spoken.result["sequence"] == "sequences/synth_line" and spoken.result["num_frames"] == round(1.2 * fps)
+    seq = read_sequence(workspace / "sequences" / "synth_line")
+    assert seq.manifest["source"]["drive"]["kind"] == "audio"
+    obj = next(o for o in scene.objects if o.type == "MESH" and o.get("dyntet_sequence", "").endswith("synth_line"))
+    for n in (0, seq.num_frames - 1):
+        scene.frame_set(scene.frame_start + n)
+        error = np.abs(world_vertices(obj) - expected_world(seq.frame(n), seq.head_pose[n])).max()
+        assert error <= TOLERANCE_M, (n, error)
+    voice = [s for s in scene.sequence_editor.strips
+             if s.type == "SOUND" and "synth_line" in bpy.path.abspath(s.sound.filepath)]
+    assert len(voice) == 1 and voice[0].frame_start == scene.frame_start
+    assert abs(voice[0].frame_final_duration - seq.num_frames) <= 1  # the speech, in sync with the frames
+
 
 def test_generate_requests_follow_the_servers_job_kind(tmp_path: Path) -> None:
     """The Generate panel's settings become the ``generate`` parameters the server validates
@@ -337,7 +365,11 @@ def test_generate_requests_follow_the_servers_job_kind(tmp_path: Path) -> None:
     assert local.stage_files == {"drive": "/footage/Take 2.mp4"} and local.params["out"] == "sequences/anna_Take_2"
     remote = generate_request("anna", "video", video="videos/bob.mp4", local=False)
     assert remote.params["drive"] == "videos/bob.mp4" and remote.stage_files == {}
-    for bad in ({"drive": "video"}, {"drive": "camera"}, {"drive": "test", "first_frame": 9, "last_frame": 2}):
+    voice = generate_request("anna", "audio", audio="/takes/line 1.wav")
+    assert voice.stage_files == {"drive": "/takes/line 1.wav"} and voice.params["audio_only"] is True
+    assert voice.params["out"] == "sequences/anna_line_1"
+    for bad in ({"drive": "video"}, {"drive": "audio"}, {"drive": "camera"},
+                {"drive": "test", "first_frame": 9, "last_frame": 2}):
         with pytest.raises(ValueError):
             generate_request("anna", **bad)
 
@@ -351,6 +383,9 @@ def test_generate_requests_follow_the_servers_job_kind(tmp_path: Path) -> None:
     (ws.root / "videos" / "bob.mp4").write_bytes(b"x")
     _, outputs = JOB_KINDS["generate"].check(remote.params, ws)
     assert outputs == {"sequence": "sequences/anna_bob", "driver": "sequences/anna_bob.driver"}
+    remote_voice = generate_request("anna", "audio", audio="videos/bob.mp4", local=False)  # a video's sound track
+    params, outputs = JOB_KINDS["generate"].check(remote_voice.params, ws)
+    assert params["audio_only"] is True and outputs == {"sequence": "sequences/anna_bob"}  # no face tracked
 
 
 def st_terminal() -> tuple[str, ...]:

@@ -202,6 +202,31 @@ def test_non_ascii_path_and_no_audio(astronaut, tmp_path):
     assert data.num_frames == 12
     assert data.manifest["has_audio"] is False and data.audio_path is None
     assert "клип 1.mp4" in data.manifest["source"]["video"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["audio"] is None
+    assert any("no audio" in w and "--audio" in w for w in report["warnings"])  # voice driving unavailable
+
+
+def test_a_separate_sound_file_is_attached(astronaut, tmp_path):
+    frame = place((400, 400), [(face_patch(astronaut, 150), (6, 0))])
+    video = write_video(tmp_path / "silent.mp4", sway(frame, 12))  # 12 frames at 25 fps: 0.48 s
+    rate = 44100
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate) * 32767).astype("<i2")
+    with wave.open(str(tmp_path / "take.wav"), "wb") as sound:
+        sound.setnchannels(2)
+        sound.setsampwidth(2)
+        sound.setframerate(rate)
+        sound.writeframes(np.repeat(tone[:, None], 2, axis=1).tobytes())
+    out = preprocess(video, tmp_path / "ds", PreprocessOptions(**SMALL), audio=tmp_path / "take.wav")
+    data = Dataset.open(out)
+    with wave.open(str(data.audio_path), "rb") as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getnframes()) == (16000, 1, 7680)  # 0.48 s
+    report = json.loads((out / "report.json").read_text())
+    assert report["audio"]["source"].endswith("take.wav")
+    assert any("resampled" in note for note in report["audio"]["notes"])
+    assert not any("no audio" in w for w in report["warnings"])
+    with pytest.raises(PreprocessError, match="no such file"):
+        preprocess(video, tmp_path / "ds2", PreprocessOptions(**SMALL), audio=tmp_path / "missing.wav")
 
 
 def test_options_are_validated():

@@ -16,8 +16,12 @@ def base_report(**changes):
         "jitter": {"smoothed_deg": {"median": 0.2}},
         "crop": {"upsampled": False, "side": 600, "size": 512},
         "camera": {"focal_at_prior": False},
+        "audio": {"seconds": 10.0},
     }
     for key, value in changes.items():
+        if key == "audio":
+            report["audio"] = value
+            continue
         section, field = key.split("__")
         report[section][field] = value
     return report
@@ -39,6 +43,7 @@ def test_a_clean_run_has_no_warnings():
     ({"jitter__smoothed_deg": {"median": 1.2}}, "shaky"),
     ({"crop__upsampled": True}, "upsampled"),
     ({"camera__focal_at_prior": True}, "focal length"),
+    ({"audio": None}, "cannot be driven by a voice"),
 ])
 def test_each_problem_gets_a_warning(change, words):
     warnings = warnings_for(base_report(**change))

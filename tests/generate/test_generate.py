@@ -118,7 +118,7 @@ def _probe(path: Path) -> str:
 
 def test_render_writes_h264_with_the_drivers_audio(run, loaded, geometry, tmp_path):
     from dyntet.generate.api import clip_windows, resolve_clip
-    from dyntet.generate.video import render_frames, _to_linear
+    from dyntet.generate.video import render_frames, to_linear
 
     out = tmp_path / "avatar.mp4"
     options = DriveOptions(frames=FrameRange.parse("0:12"))
@@ -137,7 +137,7 @@ def test_render_writes_h264_with_the_drivers_audio(run, loaded, geometry, tmp_pa
         loaded.model.light.build()
     direct = render_frames(loaded.model, geometry, clip_windows(loaded, clip)[5:6],
                            torch.from_numpy(pose.astype(np.float32))[None], intrinsics, 64,
-                           _to_linear(loaded.dataset.background(), 64, torch.device("cpu"))[None])[0]
+                           to_linear(loaded.dataset.background(), 64, torch.device("cpu"))[None])[0]
     mse = np.mean((decoded[5].astype(np.float64) - direct) ** 2) / 255.0 ** 2
     assert 10 * math.log10(1 / mse) > 28, "the encoded frame should match the rendering"
 

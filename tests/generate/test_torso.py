@@ -75,7 +75,7 @@ def test_another_persons_drive_renders_on_the_avatars_torso(run, other_subject, 
     from dyntet.generate.api import clip_windows, open_run, resolve_clip
     from dyntet.generate.drive import DriveOptions
     from dyntet.generate.geometry import FrozenGeometry
-    from dyntet.generate.video import RenderConfig, _footage, _to_linear, backdrop_frames, render_video
+    from dyntet.generate.video import RenderConfig, footage_backdrop, to_linear, backdrop_frames, render_video
 
     video = render_video(run, tmp_path / "driven.mp4", RenderConfig(drive=str(other_subject)))
     assert video.stat().st_size > 0
@@ -88,7 +88,7 @@ def test_another_persons_drive_renders_on_the_avatars_torso(run, other_subject, 
     geometry = FrozenGeometry.from_model(loaded.model)
     size = loaded.dataset.size
     windows = clip_windows(loaded, clip)
-    plate = _to_linear(loaded.dataset.background(), size, torch.device("cpu"))
+    plate = to_linear(loaded.dataset.background(), size, torch.device("cpu"))
     covered = []
     with torch.inference_mode():
         loaded.model.light.build()
@@ -103,7 +103,7 @@ def test_another_persons_drive_renders_on_the_avatars_torso(run, other_subject, 
             width = cols.max() - cols.min()
             band[: rows.max() - width // 8] = False                              # under the chin …
             band[:, : cols.min() + width // 4] = band[:, cols.max() - width // 4:] = False   # … at the neck
-            backdrop = _footage(loaded.dataset, int(frames[t]), plate, size, RenderConfig().torso.feather_px)
+            backdrop = footage_backdrop(loaded.dataset, int(frames[t]), plate, size, RenderConfig().torso.feather_px)
             shows_body = ((backdrop - plate).abs().max(-1).values > 0.02).numpy()
             labels = loaded.dataset.mask(int(frames[t]))
             assert (labels[band] == MASK_TORSO).mean() > 0.5                    # the footage has a neck there …

@@ -19,6 +19,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 SUBCOMMANDS = (
     "preprocess", "train", "eval", "generate", "render", "export", "serve", "cluster", "keys", "demo", "rig",
+    "audio-fit",
 )
 
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="let third-party libraries (MediaPipe, TensorFlow Lite) log to the terminal")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in SUBCOMMANDS:
-        module_name = f"dyntet.cli.{name}_cmd"
+        module_name = f"dyntet.cli.{name.replace('-', '_')}_cmd"
         if importlib.util.find_spec(module_name) is None:
             continue  # subcommand not part of this build
         importlib.import_module(module_name).add_parser(subparsers)

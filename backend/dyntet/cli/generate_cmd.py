@@ -8,8 +8,10 @@ from pathlib import Path
 from dyntet.cli import UserFacingError
 
 DRIVE_HELP = ("train, test or all (a split of the run's own clip), a dataset folder (another preprocessed clip: "
-              "its expressions are carried onto this avatar), a video file (preprocessed first), or a .csv of "
-              "ARKit-named curves (Live Link Face layout; needs `dyntet rig RUN` first)")
+              "its expressions are carried onto this avatar), a video file (preprocessed first), an audio file "
+              "(.wav, .flac, .mp3, .m4a, .ogg …: the voice drives the mouth through the run's audio model, the "
+              "head moves as in the avatar's own clip), or a .csv of ARKit-named curves (Live Link Face layout; "
+              "needs `dyntet rig RUN` first)")
 
 
 def add_drive_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,6 +26,8 @@ def add_drive_arguments(p: argparse.ArgumentParser) -> None:
                    help="low-pass cutoff of the head motion in Hz (0: as tracked)")
     p.add_argument("--driver-dataset", type=Path, metavar="DIR",
                    help="where a driving video is preprocessed to (default: OUTPUT.driver beside the output)")
+    p.add_argument("--audio-only", action="store_true",
+                   help="drive from a video's sound track (its speech) instead of its face")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -34,9 +38,16 @@ def drive_options(args: argparse.Namespace):
 
     try:
         return DriveOptions(frames=FrameRange.parse(args.frames), pose=args.pose,
-                            pose_cutoff_hz=args.pose_cutoff_hz, driver_dataset=args.driver_dataset)
+                            pose_cutoff_hz=args.pose_cutoff_hz, driver_dataset=args.driver_dataset,
+                            audio_only=args.audio_only)
     except DriveError as exc:
         raise UserFacingError(str(exc)) from None
+
+
+def print_audio_notes(source: dict) -> None:
+    """What decoding the driving speech converted (rate, channels, 8-bit), one line each."""
+    for note in source.get("audio_notes") or ():
+        print(f"note: driving audio: {note}")
 
 
 def add_parser(subparsers) -> None:
@@ -75,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
     except Cancelled as exc:
         raise UserFacingError(f"cancelled: {exc}") from None
     seq = read_sequence(out)
+    print_audio_notes(seq.source)
     audio = "with the driver's audio" if seq.audio is not None else "no audio"
     print(f"wrote {out}: {seq.num_frames} frames at {seq.fps:g} fps, {seq.num_vertices} vertices, "
           f"{seq.num_faces} faces, {seq.base_color.shape[0]}² textures, {audio}")

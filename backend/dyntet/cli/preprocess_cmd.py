@@ -35,6 +35,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-seconds", type=float, metavar="S", help="use only the first S seconds")
     p.add_argument("--num-expression", type=int, metavar="K",
                    help="expression coefficients (default: chosen from the data, 32–64)")
+    p.add_argument("--audio", type=Path, metavar="FILE",
+                   help="a sound file recorded with the video (WAV, FLAC, MP3, …; starting at its first frame), "
+                        "used instead of the video's own track")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--force", action="store_true",
                    help="replace a dataset of another video already in the output folder")
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with native_stderr_silenced(), ProgressBar(disable=True if args.quiet else None) as bar:
             out = preprocess(args.video, args.output, options, progress=bar, should_stop=lambda: stop["asked"],
-                             force=args.force)
+                             force=args.force, audio=args.audio)
     except Cancelled:
         print(f"preprocessing stopped; run the same command again to resume "
               f"(dyntet preprocess {args.video} -o {args.output})")
@@ -82,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"dataset written to {out}: {frames['kept']} frames ({frames['kept_frac']:.1%} of {frames['decoded']} "
           f"kept), reprojection {reproj['median']:.2f} px, jitter {jitter['smoothed_deg']['median']:.2f}° / "
           f"{jitter['smoothed_mm']['median']:.2f} mm per frame")
+    audio = report.get("audio")
+    if audio is not None:
+        print(f"audio: {audio['seconds']:.1f} s at {audio['sample_rate']} Hz — the avatar can be driven by a voice")
+        for note in audio.get("notes") or ():
+            print(f"note: audio: {note}")
     for warning in report["warnings"]:
         print(f"warning: {warning}")
     print(f"check {out / 'contact_sheet.png'} to see the tracking")

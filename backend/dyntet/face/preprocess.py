@@ -38,7 +38,8 @@ __all__ = ["PreprocessError", "PreprocessOptions", "preprocess"]
 
 
 def preprocess(video: Path, out: Path, options: PreprocessOptions | None = None,
-               progress: ProgressFn | None = None, should_stop: StopFn | None = None, force: bool = False) -> Path:
+               progress: ProgressFn | None = None, should_stop: StopFn | None = None, force: bool = False,
+               audio: Path | None = None) -> Path:
     """Turn a video of one talking person into a dataset folder (``docs/dataset-format.md``).
 
     Args:
@@ -49,6 +50,8 @@ def preprocess(video: Path, out: Path, options: PreprocessOptions | None = None,
         progress: called with :class:`~dyntet.progress.Progress` reports per stage.
         should_stop: polled often; when it returns True the run saves its state and raises
             :class:`~dyntet.progress.Cancelled` — running again resumes.
+        audio: a sound file recorded with the video (starting with its first frame), used instead of the
+            video's own track (many clips come silent with the WAV beside them).
 
     Returns:
         ``out``, complete (``manifest.json`` written last).
@@ -60,6 +63,8 @@ def preprocess(video: Path, out: Path, options: PreprocessOptions | None = None,
     """
     options = options or PreprocessOptions()
     video, out = Path(video), Path(out)
+    if audio is not None and not Path(audio).is_file():
+        raise PreprocessError(f"--audio {audio}: no such file")
     report = Reporter(progress, should_stop)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -98,12 +103,12 @@ def preprocess(video: Path, out: Path, options: PreprocessOptions | None = None,
         n = len(fit.frame_index)
         write_background(writer, n, options, report)
         lap("background")
-        audio = write_audio(info, fps, fit, writer, options, report)
+        audio_info = write_audio(info, fps, fit, writer, options, report, None if audio is None else Path(audio))
         lap("audio")
         report.check("finishing")
         tracking = Tracking(intrinsics=fit.intrinsics, pose=fit.pose, expression=fit.expression,
                             frame_index=fit.frame_index, landmarks=fit.tracked_crop)
-        summary_report = write_report(info, fps, search, state, fit, audio, timings, writer, options)
+        summary_report = write_report(info, fps, search, state, fit, audio_info, timings, writer, options)
         lap("report")
         from dyntet import __version__
 

@@ -105,6 +105,9 @@ def warnings_for(report: dict[str, Any], *, reproj_warn_px: float = 3.0, jitter_
     if crop["upsampled"]:
         out.append(f"the head crop is {crop['side']} px in the source and is upsampled to {crop['size']} px: "
                    f"frames will look soft; a higher-resolution or closer shot helps")
+    if report.get("audio") is None:
+        out.append("the clip has no audio, so this avatar cannot be driven by a voice; if the sound was "
+                   "recorded separately, attach it with `dyntet preprocess VIDEO -o DATASET --audio FILE`")
     if report["camera"]["focal_at_prior"]:
         out.append("the clip constrains the focal length weakly (little head rotation); a typical value was "
                    "assumed — fine for training, but distances are approximate")

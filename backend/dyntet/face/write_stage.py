@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -87,17 +88,33 @@ def write_background(writer: DatasetWriter, n: int, options: PreprocessOptions, 
 
 
 def write_audio(info: VideoInfo, fps: float, fit: FitResult, writer: DatasetWriter, options: PreprocessOptions,
-                report: Reporter) -> dict[str, Any] | None:
-    """Stage 7: 16 kHz mono WAV spanning the kept frames (sample 0 = dataset frame 0); None without audio."""
+                report: Reporter, separate: Path | None = None) -> dict[str, Any] | None:
+    """Stage 7: 16 kHz mono WAV spanning the kept frames (sample 0 = dataset frame 0); None without audio.
+
+    ``separate`` is a sound file recorded alongside the video (sample 0 = the video's first frame), used
+    instead of the video's own track."""
     path = writer.root / "audio.wav"
     path.unlink(missing_ok=True)
-    if not info.has_audio:
+    if separate is None and not info.has_audio:
         return None
     report("audio", 0, 1, "audio", force=True)
-    try:
-        samples = read_audio(info, max_seconds=options.max_seconds)
-    except VideoError as exc:
-        raise PreprocessError(str(exc)) from exc
+    notes: list[str] = []
+    if separate is not None:
+        from dyntet.audio.decode import AudioError, load_speech
+
+        try:
+            speech = load_speech(separate)
+        except AudioError as exc:
+            raise PreprocessError(f"--audio: {exc}") from exc
+        notes = speech.notes
+        samples = (np.clip(speech.samples, -1.0, 1.0) * 32767.0).round().astype(np.int16)
+        if options.max_seconds is not None:
+            samples = samples[:int(options.max_seconds * AUDIO_SAMPLE_RATE)]
+    else:
+        try:
+            samples = read_audio(info, max_seconds=options.max_seconds)
+        except VideoError as exc:
+            raise PreprocessError(str(exc)) from exc
     if samples is None or samples.size == 0:
         return None
     begin = int(round(fit.frame_index[0] / fps * AUDIO_SAMPLE_RATE))
@@ -110,7 +127,8 @@ def write_audio(info: VideoInfo, fps: float, fit: FitResult, writer: DatasetWrit
     writer.write_audio(wav_bytes(clip, AUDIO_SAMPLE_RATE))
     report("audio", 1, 1, "audio", force=True)
     return {"sample_rate": AUDIO_SAMPLE_RATE, "seconds": clip.size / AUDIO_SAMPLE_RATE,
-            "start_s": begin / AUDIO_SAMPLE_RATE, "codec": info.audio_codec}
+            "start_s": begin / AUDIO_SAMPLE_RATE, "codec": info.audio_codec if separate is None else None,
+            "source": str(separate) if separate is not None else "video", "notes": notes}
 
 
 def write_report(info: VideoInfo, fps: float, search: SubjectSearch, state: TrackState, fit: FitResult,

@@ -72,7 +72,7 @@ def resolve_clip(loaded: LoadedRun, drive: str, options: DriveOptions, output: P
     if options.run is None:
         options = replace(options, run=loaded.run)
     try:
-        return driving_clip(loaded.dataset, loaded.model.mean_expression.cpu().numpy(), DriveSource.parse(drive),
+        return driving_clip(loaded.dataset, loaded.model.mean_expression.cpu().numpy(), DriveSource.parse(drive, options.audio_only),
                             options, output=output, progress=progress, should_stop=should_stop)
     except DriveError as exc:
         raise GenerateError(str(exc)) from None

@@ -9,6 +9,9 @@ Three sources (``--drive``):
   ``all``).
 * a ``.csv`` of named control curves (Live Link Face layout, :mod:`dyntet.rig.curves`) — α through the
   run's control map (``dyntet rig``), head motion from the avatar's own clip.
+* an audio file (``.wav``, ``.flac``, ``.mp3``, ``.m4a`` …), or a video's sound track with
+  ``audio_only`` — α from the speech through the run's audio model (:mod:`dyntet.audio`), head motion
+  from the avatar's own clip.
 * a video file — preprocessed on the fly with ``dyntet.face.preprocess`` into a driver dataset folder
   (kept, so a second run reuses it), then as above.
 
@@ -28,6 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from dyntet.audio.decode import AUDIO_SUFFIXES
 from dyntet.formats.dataset import Dataset, DatasetError
 from dyntet.generate import pose as pose_ops
 from dyntet.generate.retarget import RetargetError, expression_transfer
@@ -45,16 +49,17 @@ class DriveError(ValueError):
 class DriveSource:
     """A parsed ``--drive`` value: a split of the run's dataset, a dataset folder or a video file."""
 
-    kind: Literal["split", "dataset", "video", "curves"]
+    kind: Literal["split", "dataset", "video", "curves", "audio"]
     split: str | None = None
     path: Path | None = None
 
     @classmethod
-    def parse(cls, text: str | Path) -> DriveSource:
-        """``train``/``test``/``all``, an existing dataset folder, or an existing video file.
+    def parse(cls, text: str | Path, audio_only: bool = False) -> DriveSource:
+        """``train``/``test``/``all``, an existing dataset folder, or an existing video, audio or curves file.
 
         A :class:`~pathlib.Path` is always a path; a string naming a split is the split, so a folder or
-        file literally called ``test`` is reached as ``./test``.
+        file literally called ``test`` is reached as ``./test``. ``audio_only`` drives from a video's
+        sound track instead of its face.
         """
         raw = str(text).strip()
         if not raw:
@@ -68,7 +73,12 @@ class DriveSource:
                                  "clip with `dyntet preprocess VIDEO -o DATASET`, or pass the video itself")
             return cls("dataset", path=path)
         if path.is_file():
-            return cls("curves" if path.suffix.lower() == ".csv" else "video", path=path)
+            suffix = path.suffix.lower()
+            if suffix == ".csv":
+                return cls("curves", path=path)
+            return cls("audio" if audio_only or suffix in AUDIO_SUFFIXES else "video", path=path)
+        if audio_only and (isinstance(text, Path) or raw not in SPLITS):
+            raise DriveError(f"--drive {raw!r}: no such audio or video file")
         raise DriveError(f"--drive {raw!r} is neither a split (train, test, all) nor an existing dataset folder "
                          "or video file")
 
@@ -130,7 +140,10 @@ class DriveOptions:
     preprocess_size: int = 256
     """Frame size of a driver dataset made from a video (only its tracking is used)."""
     run: Path | None = None
-    """The run folder, whose ``controls.npz`` turns a curves CSV into α (set by ``generate``)."""
+    """The run folder, whose ``controls.npz`` turns a curves CSV into α and whose ``audio_model.npz`` turns
+    speech into α (set by ``generate``)."""
+    audio_only: bool = False
+    """Drive a video source from its sound track (the speech), not from its face."""
 
     def __post_init__(self) -> None:
         if self.pose not in ("driver", "target"):
@@ -189,6 +202,8 @@ def driving_clip(target: Dataset, target_mean: np.ndarray, source: DriveSource, 
     """
     if source.kind == "curves":
         return _curves_clip(target, source, options)
+    if source.kind == "audio":
+        return _speech_clip(target, source, options)
     driver, split, retarget = _open_driver(target, source, options, output, progress, should_stop)
     positions = options.frames.select(len(split), f"the driving clip ({_what(source)})")
     frames = np.asarray(split, np.int64)[positions.start:positions.stop]
@@ -248,6 +263,41 @@ def _curves_clip(target: Dataset, source: DriveSource, options: DriveOptions) ->
     return DrivingClip(expression=expression, frames=frames, head_to_scene=pose_ops.head_to_scene(track, reference),
                        scene_to_camera=reference, intrinsics=target.tracking.intrinsics.astype(np.float32),
                        size=target.size, fps=curves.fps, audio=None, source=described)
+
+
+def _speech_clip(target: Dataset, source: DriveSource, options: DriveOptions) -> DrivingClip:
+    """α from speech through the run's audio model; the avatar's own head motion; the speech as audio."""
+    from dyntet.audio.decode import SAMPLE_RATE, AudioError, load_speech
+    from dyntet.audio.features import frame_times
+    from dyntet.audio.model import AudioModelError
+    from dyntet.audio.run_model import run_audio_model
+    from dyntet.rig.drive_curves import own_motion
+    from dyntet_formats.wav import wav_bytes
+
+    if options.run is None or source.path is None:
+        raise DriveError("driving from audio needs the run folder (its audio model)")
+    try:
+        speech = load_speech(source.path)
+        model = run_audio_model(options.run)
+    except (AudioError, AudioModelError) as exc:
+        raise DriveError(f"--drive {source.path}: {exc}") from None
+    count = int(speech.seconds * target.fps)
+    if count < 1:
+        raise DriveError(f"--drive {source.path}: {speech.seconds:.2f} s of audio is shorter than one frame")
+    expression = model.expression(speech.samples, frame_times(count, target.fps))
+    positions = options.frames.select(count, f"the speech ({source.path}, {count} frames at {target.fps:g} fps)")
+    frames = np.arange(positions.start, positions.stop, dtype=np.int64)
+    track = own_motion(target, len(frames), target.fps, options.pose_cutoff_hz)
+    reference = pose_ops.mean_pose(track)
+    begin, end = (int(round(f / target.fps * SAMPLE_RATE)) for f in (positions.start, positions.stop))
+    described = {"drive": source.describe(), "frames": [int(positions.start), int(positions.stop)],
+                 "audio_notes": list(speech.notes), "audio_model": dict(model.summary), "pose": "target",
+                 "pose_cutoff_hz": float(options.pose_cutoff_hz),
+                 "scene": "head space of the mean head pose of the frames' pose track"}
+    return DrivingClip(expression=expression, frames=frames, head_to_scene=pose_ops.head_to_scene(track, reference),
+                       scene_to_camera=reference, intrinsics=target.tracking.intrinsics.astype(np.float32),
+                       size=target.size, fps=target.fps, audio=wav_bytes(speech.samples[begin:end]),
+                       source=described)
 
 
 def _open_driver(target: Dataset, source: DriveSource, options: DriveOptions, output: Path | None,

@@ -88,7 +88,7 @@ def render_video(run: Path, out: Path, config: RenderConfig | None = None, progr
     windows = clip_windows(loaded, clip)
     device = model.grid_vertices.device
     dataset = loaded.dataset
-    plate = _to_linear(dataset.background(), size, device)
+    plate = to_linear(dataset.background(), size, device)
     intrinsics = torch.from_numpy(clip.intrinsics * (size / clip.size)).to(device)
     poses = torch.from_numpy((clip.scene_to_camera[None] @ clip.head_to_scene.astype(np.float64))
                              .astype(np.float32)).to(device)
@@ -117,7 +117,7 @@ def render_video(run: Path, out: Path, config: RenderConfig | None = None, progr
                     background = plate.expand(stop - start, -1, -1, -1)
                 else:
                     feather = config.torso.feather_px * size / dataset.size
-                    background = torch.stack([_footage(dataset, int(i), plate, size, feather)
+                    background = torch.stack([footage_backdrop(dataset, int(i), plate, size, feather)
                                               for i in backdrop[start:stop]])
                 images = render_frames(model, geometry, windows[start:stop], poses[start:stop], intrinsics, size,
                                        background)
@@ -161,10 +161,10 @@ def backdrop_frames(dataset: Dataset, clip, poses: np.ndarray, config: RenderCon
                   config.torso)
 
 
-def _footage(dataset: Dataset, index: int, plate: torch.Tensor, size: int, feather_px: float) -> torch.Tensor:
+def footage_backdrop(dataset: Dataset, index: int, plate: torch.Tensor, size: int, feather_px: float) -> torch.Tensor:
     """Frame ``index`` with its head above the chin replaced by the plate behind a soft edge:
     float [size, size, 3] linear."""
-    frame = _to_linear(dataset.frame(index), size, plate.device)
+    frame = to_linear(dataset.frame(index), size, plate.device)
     head = _resize((dataset.mask(index) == MASK_HEAD).astype(np.uint8)[..., None] * 255, size, plate.device)
     scale = size / dataset.size
     chin = chin_row(dataset.tracking.pose[index], dataset.face_model.mean_shape, dataset.tracking.intrinsics * scale)
@@ -172,7 +172,7 @@ def _footage(dataset: Dataset, index: int, plate: torch.Tensor, size: int, feath
     return torch.lerp(frame, plate, weight)
 
 
-def _to_linear(image: np.ndarray, size: int, device: torch.device) -> torch.Tensor:
+def to_linear(image: np.ndarray, size: int, device: torch.device) -> torch.Tensor:
     """uint8 [S, S, 3] sRGB → float [size, size, 3] linear on ``device``."""
     return srgb_to_linear(_resize(image, size, device))
 

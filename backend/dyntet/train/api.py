@@ -43,4 +43,24 @@ def train(dataset: Path, run: Path, *, preset: str = "preview", overrides: dict[
                 raise RunFolderError("give the DATASET folder to train on")
             config = preset_config(preset).with_overrides({"device": device, **overrides})
         trainer = Trainer(Path(dataset), folder.root, config, resume=resume)
-        return trainer.train(progress=progress, should_stop=should_stop)
+        trained = trainer.train(progress=progress, should_stop=should_stop)
+        fit_audio_stage(trained, progress)
+        return trained
+
+
+def fit_audio_stage(run: Path, progress: ProgressFn | None) -> None:
+    """The last stage: the audio → expression model, when the footage has sound (seconds of work).
+
+    A clip without audio is not an error — the avatar then cannot be driven by a voice, which
+    ``dyntet audio-fit`` says when asked."""
+    from dyntet.audio.model import AudioModelError
+    from dyntet.audio.run_model import fit_run_audio, run_dataset
+    from dyntet.progress import Progress
+
+    try:
+        if run_dataset(run).audio_path is None:
+            return
+        fit_run_audio(run, progress=progress)
+    except AudioModelError as exc:
+        if progress is not None:
+            progress(Progress("audio", 0, 1, f"audio model not fitted: {exc}"))

@@ -71,6 +71,8 @@ class JobKind:
         if self.validate is not None:
             self.validate(params)
         for rule in self.inputs:
+            if params[rule.param] is None:  # an optional input left out
+                continue
             real = ws.resolve(params[rule.param], kind=rule.kind)
             if rule.contains is not None and not (real / rule.contains).is_file():
                 raise ProtocolError(ErrorCode.NOT_FOUND, f"{params[rule.param]} has no {rule.contains}",
@@ -169,7 +171,9 @@ def _generate_paths(params: dict[str, Any], ws: Workspace) -> dict[str, str]:
                                 f"{where}: {drive} is a folder but not a dataset (no manifest.json); preprocess "
                                 "the clip first, or pass the video", {"field": where, "path": drive,
                                                                       "expected": "manifest.json"})
-        if real.is_file():
+        from dyntet.audio.decode import AUDIO_SUFFIXES  # a tuple of names: no numpy work, no torch
+
+        if real.is_file() and not params["audio_only"] and real.suffix.lower() not in AUDIO_SUFFIXES:
             driver = f"{params['out']}.driver"  # where dyntet.generate.drive preprocesses a driving video
             ws.resolve_output(driver)
             outputs["driver"] = driver
@@ -227,8 +231,9 @@ JOB_KINDS: dict[str, JobKind] = {
         name="preprocess",
         summary="track the face in a video and write a dataset folder",
         target=f"{_TARGETS}:preprocess",
-        params=Record({"video": RelPath(), "out": RelPath(), "options": JsonMap()}, defaults={"options": dict}),
-        inputs=(PathRule("video", "file"),), outputs=(("dataset", "out"),),
+        params=Record({"video": RelPath(), "out": RelPath(), "options": JsonMap(), "audio": Nullable(RelPath())},
+                      defaults={"options": dict, "audio": None}),
+        inputs=(PathRule("video", "file"), PathRule("audio", "file")), outputs=(("dataset", "out"),),
         requires="dyntet.face.preprocess", resumable=True),
     "train": JobKind(
         name="train",
@@ -243,14 +248,15 @@ JOB_KINDS: dict[str, JobKind] = {
         validate=_check_training_settings),
     "generate": JobKind(
         name="generate",
-        summary="drive a trained avatar with a split of its clip, another dataset or a video; writes a sequence "
-                "folder",
+        summary="drive a trained avatar with a split of its clip, another dataset, a video or a voice recording; "
+                "writes a sequence folder",
         target=f"{_TARGETS}:generate",
         params=Record({"run": RelPath(), "drive": SplitOrPath(), "out": RelPath(),
                        "frames": Nullable(Str(max_len=19, pattern=_FRAMES.pattern)),
                        "pose": Str(choices=("driver", "target")), "texture_size": Int(min=64, max=8192),
-                       "device": _DEVICE},
-                      defaults={"frames": None, "pose": "driver", "texture_size": 1024, "device": "auto"}),
+                       "device": _DEVICE, "audio_only": Bool()},
+                      defaults={"frames": None, "pose": "driver", "texture_size": 1024, "device": "auto",
+                                "audio_only": False}),
         inputs=(PathRule("run", "dir", "config.json"), PathRule("run", "dir", "checkpoints/last.pt")),
         outputs=(("sequence", "out"),), requires="dyntet.generate.api",
         validate=_check_generate, check_paths=_generate_paths),

@@ -35,7 +35,9 @@ def preprocess(params: dict[str, Any], *, workspace: Path, resume: bool, progres
 
     options = _build(PreprocessOptions, params["options"], "options") if params["options"] else None
     # preprocessing resumes by itself from the cache in its output folder: ``resume`` needs no flag
-    run(workspace / params["video"], workspace / params["out"], options, progress=progress, should_stop=should_stop)
+    audio = None if params.get("audio") is None else workspace / params["audio"]
+    run(workspace / params["video"], workspace / params["out"], options, progress=progress, should_stop=should_stop,
+        audio=audio)
     return {"dataset": params["out"]}
 
 
@@ -63,14 +65,15 @@ def generate(params: dict[str, Any], *, workspace: Path, resume: bool, progress:
 
     drive = params["drive"] if params["drive"] in SPLITS else str(workspace / params["drive"])
     config = GenerateConfig(
-        drive=drive, drive_options=DriveOptions(frames=FrameRange.parse(params["frames"]), pose=params["pose"]),
+        drive=drive, drive_options=DriveOptions(frames=FrameRange.parse(params["frames"]), pose=params["pose"],
+                                                audio_only=bool(params.get("audio_only"))),
         bake=BakeConfig(size=params["texture_size"]), device=params["device"])
     out = run(workspace / params["run"], workspace / params["out"], config, progress=progress,
               should_stop=should_stop)
     seq = read_sequence(out)
     result = {"sequence": params["out"], "num_frames": seq.num_frames, "num_vertices": seq.num_vertices,
               "num_faces": seq.num_faces, "fps": float(seq.fps), "has_audio": seq.audio is not None}
-    if drive not in SPLITS and Path(drive).is_file():  # a video: preprocessed beside the sequence
+    if (seq.source.get("drive") or {}).get("kind") == "video":  # preprocessed beside the sequence
         result["driver"] = f"{params['out']}.driver"
     return result
 

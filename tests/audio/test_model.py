@@ -1,0 +1,85 @@
+"""The audio → expression model: it learns a mouth that follows speech, and silence keeps the mouth shut."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import FPS, talking
+from dyntet.audio.decode import SAMPLE_RATE
+from dyntet.audio.features import FeatureConfig, frame_features, frame_times, spectrum
+from dyntet.audio.model import AudioModel, AudioModelError, TrainingClip, fit_audio_model, inner_lip_gap
+
+
+def test_spectrum_runs_at_100_hz_and_context_repeats_the_edges():
+    spec = spectrum(np.zeros(SAMPLE_RATE, np.float32))
+    assert spec.mel.shape[1] == 40 and abs(len(spec.mel) - 100) <= 2
+    mel = np.arange(10, dtype=np.float32)[:, None]
+    taps = frame_features(mel, np.array([0.0, 0.05]), FeatureConfig(context=(-20, 0, 3)))
+    assert taps.tolist() == [[0, 0, 3], [0, 5, 8]]
+
+
+def test_learns_a_mouth_that_follows_unheard_speech(model_and_truth):
+    model, fm, _, audio, opening = model_and_truth
+    predicted = model.expression(audio, frame_times(len(opening), FPS))
+    assert predicted.shape == (len(opening), fm.num_expression)
+    assert np.corrcoef(predicted[:, 0], opening)[0, 1] > 0.8
+    gap_predicted, gap_true = inner_lip_gap(fm, predicted), inner_lip_gap(fm, opening[:, None] * np.eye(4)[0])
+    assert np.corrcoef(gap_predicted, gap_true)[0, 1] > 0.8
+
+
+def test_another_voice_drives_the_mouth_too(model_and_truth):
+    model, _, _, _, _ = model_and_truth
+    audio, opening = talking(12.0, seed=9, pitch_hz=210.0)  # a higher voice than the training one
+    predicted = model.expression(0.2 * audio, frame_times(len(opening), FPS))  # and recorded quieter
+    assert np.corrcoef(predicted[:, 0], opening)[0, 1] > 0.6
+
+
+@pytest.mark.parametrize("noise_dbfs", [None, -75.0])
+def test_silence_gives_a_closed_still_mouth(model_and_truth, noise_dbfs):
+    model, fm, train_alpha, _, _ = model_and_truth
+    seconds = 3.0
+    samples = np.zeros(int(seconds * SAMPLE_RATE), np.float32)
+    if noise_dbfs is not None:
+        samples += np.random.default_rng(0).normal(0, 10 ** (noise_dbfs / 20), len(samples)).astype(np.float32)
+    alpha = model.expression(samples, frame_times(int(seconds * FPS), FPS))
+    assert np.abs(alpha - alpha[0]).max() < 1e-6                        # still
+    np.testing.assert_allclose(alpha[0], model.rest, atol=1e-6)
+    gaps = inner_lip_gap(fm, train_alpha)
+    assert inner_lip_gap(fm, alpha[0]) <= np.percentile(gaps, 25)      # closed: among the clip's most closed
+
+
+def test_a_pause_inside_speech_closes_the_mouth(model_and_truth):
+    model, fm, train_alpha, audio, _ = model_and_truth
+    pause = np.zeros(int(1.5 * SAMPLE_RATE), np.float32)
+    samples = np.concatenate([audio[:3 * SAMPLE_RATE], pause, audio[3 * SAMPLE_RATE:6 * SAMPLE_RATE]])
+    times = frame_times(int(len(samples) / SAMPLE_RATE * FPS), FPS)
+    alpha = model.expression(samples, times)
+    inside = (times > 3.4) & (times < 4.1)  # clear of the ramps at either end
+    np.testing.assert_allclose(alpha[inside], np.broadcast_to(model.rest, alpha[inside].shape), atol=1e-5)
+
+
+def test_save_and_load_predict_the_same(model_and_truth, tmp_path):
+    model, _, _, audio, opening = model_and_truth
+    model.save(tmp_path / "audio_model.npz")
+    loaded = AudioModel.load(tmp_path / "audio_model.npz")
+    times = frame_times(len(opening), FPS)
+    np.testing.assert_allclose(loaded.expression(audio, times), model.expression(audio, times), atol=1e-5)
+    assert loaded.summary["clips"] == ["talking"] and loaded.ridge == model.ridge
+
+
+def test_fitting_needs_audio():
+    from conftest import face_model
+
+    with pytest.raises(AudioModelError, match="no training audio"):
+        fit_audio_model([], face_model())
+    short = TrainingClip(np.zeros(800, np.float32), frame_times(2, FPS), np.zeros((2, 4)), "tiny")
+    with pytest.raises(AudioModelError, match="frames"):
+        fit_audio_model([short], face_model())
+
+
+def test_corrupt_model_file_says_how_to_refit(tmp_path):
+    path = tmp_path / "audio_model.npz"
+    path.write_bytes(b"not a zip")
+    with pytest.raises(AudioModelError, match="dyntet audio-fit"):
+        AudioModel.load(path)
