@@ -255,6 +255,9 @@ class DYNTET_PT_import(_DynTetPanel, bpy.types.Panel):
         column.prop(options, "world")
         column.prop(options, "audio")
         column.prop(options, "scene_timing")
+        column.prop(options, "camera")
+        column.prop(options, "pack_textures")
+        column.prop(options, "replace")
         layout.operator("dyntet.import_sequence", text="Import Sequence Folder…", icon="FILEBROWSER")
 
 
