@@ -30,6 +30,7 @@ from ..io.glb import amend_glb, stamp
 from .animation import curves_of
 from .fbx_material import FBX_LIMITS, Engine, fbx_ready_material
 from .scene import gltf_seconds
+from .skin import one_bone_skin
 
 Format = Literal["FBX", "GLB"]
 
@@ -79,6 +80,8 @@ class ExportPreset:
     """Whose conventions the extra files follow (FBX: the packed PBR map written beside the file)."""
     limits: str = ""
     """What the format cannot carry, said in the panel and the export report."""
+    skinned: bool = False
+    """Bind the head to a one-bone skin for the export, head motion on the bone (:mod:`.skin`)."""
 
     @property
     def extension(self) -> str:
@@ -99,11 +102,14 @@ PRESETS: dict[str, ExportPreset] = {
             "UNITY", FBX_LIMITS + " (<subject>_MetallicSmoothness.png, _Occlusion.png, HDRP _MaskMap.png)",
         ),
         ExportPreset(
-            "UNREAL_GLB", "Unreal (glTF)", "glTF binary for Unreal's glTF importer, with morph normals",
-            "GLB", {**_GLTF_COMMON, "export_morph_normal": True},
+            "UNREAL_GLB", "Unreal (glTF)", "glTF binary for Unreal: a one-bone skin so it imports as a Skeletal "
+            "Mesh (Unreal keeps morph targets only there), head motion on the bone, morph normals",
+            "GLB", {**_GLTF_COMMON, "export_morph_normal": True, "export_skins": True,
+                    "export_armature_object_remove": False}, skinned=True,
         ),
         ExportPreset(
-            "UNITY_GLB", "Unity (glTF)", "glTF binary for Unity (glTFast), with morph normals",
+            "UNITY_GLB", "Unity (glTF)", "glTF binary for Unity (glTFast): blend shapes on the mesh itself, head "
+            "motion on its node, morph normals",
             "GLB", {**_GLTF_COMMON, "export_morph_normal": True},
         ),
         ExportPreset(
@@ -189,7 +195,12 @@ def export_head(
         if keyed is not None:
             scene.frame_start, scene.frame_end = keyed
         with ExitStack() as stack:
-            stack.enter_context(context.temp_override(selected_objects=[obj], active_object=obj, object=obj))
+            chosen = [obj]
+            if preset.skinned:
+                rig = stack.enter_context(one_bone_skin(context, obj))
+                rig.select_set(True)
+                chosen.append(rig)
+            stack.enter_context(context.temp_override(selected_objects=chosen, active_object=obj, object=obj))
             if preset.format == "FBX":
                 extra = stack.enter_context(fbx_ready_material(obj, subject, preset.engine or "UNREAL", path.parent))
                 result = bpy.ops.export_scene.fbx(filepath=str(path), **preset.options)

@@ -44,7 +44,9 @@ def _glb_json(path: Path) -> dict:
 
 
 def _reimported_head():
-    meshes = [o for o in bpy.data.objects if o.type == "MESH"]
+    # Blender's glTF importer adds a sphere as the display shape of imported bones: not a head.
+    shapes = {b.custom_shape for o in bpy.data.objects if o.type == "ARMATURE" for b in o.pose.bones}
+    meshes = [o for o in bpy.data.objects if o.type == "MESH" and o not in shapes]
     assert len(meshes) == 1, [o.name for o in bpy.data.objects]
     return meshes[0]
 
@@ -248,3 +250,39 @@ def test_ntsc_rate_round_trips_through_glb(sequence_dir: Path, tmp_path: Path) -
     import_glb(bpy.context, path)
     assert bpy.context.scene.render.fps == 30 and bpy.context.scene.render.fps_base == pytest.approx(1.001)
     assert _one_hot_frames(_reimported_head()) == list(range(FRAMES))
+
+
+def test_unreal_and_unity_glb_differ_as_intended(sequence_dir: Path, tmp_path: Path) -> None:
+    """Unreal: a one-joint skin (a Skeletal Mesh there) with the head motion on the joint; Unity: no skin,
+    the motion on the mesh's node. Both re-import to the sequence's world-space vertices on every frame."""
+    from blender_addon.blender.gltf_import import import_glb
+    from dyntet_formats.sequence import read_sequence
+    from test_blender_import import expected_world, world_vertices
+
+    head = _import_head(sequence_dir)
+    files = {key: export_object(bpy.context, head, tmp_path / key, key) for key in ("UNREAL_GLB", "UNITY_GLB")}
+    assert [o.name for o in bpy.data.objects] == ["head"] and not head.modifiers and not head.vertex_groups
+    assert len(bpy.data.actions) == 1 and head.parent is None
+
+    unreal, unity = (_glb_json(files[key]) for key in ("UNREAL_GLB", "UNITY_GLB"))
+    (skin,) = unreal["skins"]
+    (joint,) = skin["joints"]
+    mesh_node = next(i for i, n in enumerate(unreal["nodes"]) if "mesh" in n)
+    assert unreal["nodes"][mesh_node]["skin"] == 0 and unreal["nodes"][joint]["name"] == "head"
+    targets = {(c["target"]["node"], c["target"]["path"]) for c in unreal["animations"][0]["channels"]}
+    assert {(joint, "translation"), (joint, "rotation"), (mesh_node, "weights")} <= targets
+    assert (mesh_node, "translation") not in targets
+    assert "skins" not in unity
+    targets = {(c["target"]["node"], c["target"]["path"]) for c in unity["animations"][0]["channels"]}
+    assert {(0, "translation"), (0, "rotation"), (0, "weights")} <= targets
+
+    seq = read_sequence(sequence_dir)
+    for key, path in files.items():
+        _fresh_scene(25)
+        import_glb(bpy.context, path)
+        back = _reimported_head()
+        errors = []
+        for n in range(FRAMES):
+            bpy.context.scene.frame_set(n)
+            errors.append(np.abs(world_vertices(back) - expected_world(seq.frame(n), seq.head_pose[n])).max())
+        assert max(errors) < 1e-4, (key, max(errors))
