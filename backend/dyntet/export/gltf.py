@@ -146,7 +146,8 @@ def write_glb(path: str | Path, seq: Sequence, config: GltfConfig | None = None,
     if cfg.camera and seq.camera is not None:
         nodes.append(_add_camera(doc, seq.camera))
     doc.add("scenes", {"name": "Scene", "nodes": nodes,
-                       "extras": {"fps": float(seq.fps), "frames": seq.num_frames, "source": seq.source}})
+                       "extras": {"fps": float(seq.fps), "dyntet_fps": float(seq.fps), "frames": seq.num_frames,
+                                  "source": seq.source}})
     _add_animation(doc, seq, cfg, weights, translations, rotations, nodes[0])
 
     def on_part(done: int, total: int) -> None:
