@@ -39,6 +39,19 @@ class ImportOptionProps:
     scene_timing: BoolProperty(
         name="Set Scene Frame Rate and Range", description="Match the scene's fps and frame range", default=True
     )
+    camera: BoolProperty(
+        name="Tracked Camera", description="Add the camera the footage was tracked with (focal length and "
+        "principal point from the intrinsics) as the scene camera, and set the render size to its crop",
+        default=True,
+    )
+    pack_textures: BoolProperty(
+        name="Pack Textures", description="Pack the textures and the light into the .blend, named after the "
+        "subject (<subject>_base_color.png, …)", default=False,
+    )
+    replace: BoolProperty(
+        name="Replace Existing", description="Replace the object, material, World, action and camera of an "
+        "earlier import of the same sequence instead of adding a second copy", default=False,
+    )
 
     def to_options(self) -> ImportOptions:
         """The settings as the importer's plain options object."""
@@ -50,6 +63,9 @@ class ImportOptionProps:
             world=self.world,
             audio=self.audio,
             scene_timing=self.scene_timing,
+            camera=self.camera,
+            pack_textures=self.pack_textures,
+            replace=self.replace,
         )
 
 

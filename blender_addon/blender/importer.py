@@ -18,8 +18,11 @@ import numpy as np
 
 from ..io.convert import points_to_blender
 from dyntet_formats.sequence import Sequence, normalise_rig, read_sequence
+from ..io.camera import CameraSettings, camera_settings
 from . import material as material_mod
+from . import replace as replace_mod
 from . import scene as scene_mod
+from .camera import apply_render_settings, build_camera
 from .animation import Performance
 from .mesh import build_mesh
 from ..io.controls import read_controls
@@ -54,8 +57,15 @@ class ImportOptions:
     """Add the driver's audio as a sound strip."""
     scene_timing: bool = True
     """Set the scene's fps and frame range to the sequence."""
+    camera: bool = True
+    """Add the tracked camera (manifest ``camera``) as the scene camera and set the render size to its crop."""
+    pack_textures: bool = False
+    """Pack the textures and the light into the .blend (named ``<subject>_base_color.png``, …)."""
+    replace: bool = False
+    """Replace what an earlier import of the same sequence folder made (object, mesh, material, images,
+    World, action, camera, sound strip) instead of adding a second copy beside it."""
     name: str = ""
-    """Object name; empty uses the folder's name."""
+    """Object name; empty uses the folder's name. Also the subject that textures are named after."""
 
     def __post_init__(self) -> None:
         if self.rig not in ("frames", "pca", "controls"):
@@ -72,9 +82,12 @@ class ImportResult:
     material: bpy.types.Material | None
     world: bpy.types.World | None
     sound: bpy.types.Strip | None
+    camera: bpy.types.Object | None
     num_frames: int
     num_shape_keys: int
     seconds: float
+    replaced: int = 0
+    """Datablocks of an earlier import of the same folder that were removed (``replace``)."""
 
 
 @dataclass
@@ -110,6 +123,9 @@ class _Created:
             "frame_start": scene.frame_start,
             "frame_end": scene.frame_end,
             "world": scene.world,
+            "camera": scene.camera,
+            "resolution": (render.resolution_x, render.resolution_y, render.resolution_percentage),
+            "pixel_aspect": (render.pixel_aspect_x, render.pixel_aspect_y),
         }
 
     def rollback(self) -> None:
@@ -125,6 +141,9 @@ class _Created:
             render.fps, render.fps_base = self.saved["fps"], self.saved["fps_base"]
             self.scene.frame_start, self.scene.frame_end = self.saved["frame_start"], self.saved["frame_end"]
             self.scene.world = self.saved["world"]
+            self.scene.camera = self.saved["camera"]
+            render.resolution_x, render.resolution_y, render.resolution_percentage = self.saved["resolution"]
+            render.pixel_aspect_x, render.pixel_aspect_y = self.saved["pixel_aspect"]
 
 
 def import_sequence(
@@ -151,13 +170,19 @@ def import_sequence(
     options = options or ImportOptions()
     began = time.perf_counter()
     sequence = read_sequence(path, frames=options.frames, load_rig=options.rig == "pca")
+    camera = camera_settings(sequence.manifest["camera"]) if options.camera and sequence.manifest.get("camera") \
+        else None
+    previous = replace_mod.previous_import(sequence.root) if options.replace else None
     created = _Created(scene)
     created.remember_scene()
     try:
-        result = _build(scene, sequence, options, collection or scene.collection, created, on_progress)
+        result = _build(scene, sequence, options, collection or scene.collection, created, on_progress, camera)
     except BaseException:
         created.rollback()
         raise
+    if previous is not None:  # only once the new head stands: a failed import leaves the old one alone
+        result.replaced = replace_mod.remove(scene, previous, keep=replace_mod.blocks_of(result.object))
+        replace_mod.take_names(scene, previous, result.object)
     result.seconds = time.perf_counter() - began
     return result
 
@@ -169,8 +194,10 @@ def _build(
     collection: bpy.types.Collection,
     created: _Created,
     on_progress: Callable[[float], None] | None,
+    camera: CameraSettings | None,
 ) -> ImportResult:
     name = options.name or Path(sequence.root).resolve().name or "DynTet"
+    subject = bpy.path.clean_name(name)
     frames = sequence.num_frames
 
     if options.rig == "pca":
@@ -186,6 +213,8 @@ def _build(
     obj = created.add(bpy.data.objects, bpy.data.objects.new(name, mesh))
     obj["dyntet_sequence"] = str(Path(sequence.root).resolve())
     obj["dyntet_first_frame"] = sequence.first_frame
+    obj["dyntet_subject"] = subject
+    obj["dyntet_fps"] = sequence.fps
 
     take = Performance(f"{name}_performance")
     try:
@@ -219,19 +248,31 @@ def _build(
     if options.textures and sequence.textures:
         with created.new_in(bpy.data.materials, bpy.data.images, bpy.data.node_groups):
             material = material_mod.build_material(
-                f"{name}_material", sequence.textures.get("base_color"), sequence.textures.get("orm")
+                f"{name}_material", sequence.textures.get("base_color"), sequence.textures.get("orm"),
+                subject, options.pack_textures,
             )
         mesh.materials.append(material)
 
     world = None
     if options.world and sequence.environment is not None:
         with created.new_in(bpy.data.worlds, bpy.data.images):
-            world = build_world(f"{name}_light", sequence.environment)
+            world = build_world(f"{name}_light", sequence.environment, subject=subject, pack=options.pack_textures)
+        obj["dyntet_world"] = world.name
+
+    camera_obj = None
+    if camera is not None:
+        camera_obj = created.add(bpy.data.objects, build_camera(f"{name}_camera", camera))
+        created.add(bpy.data.cameras, camera_obj.data)
+        obj["dyntet_camera"] = camera_obj.name
 
     # Scene changes last: everything above can fail without touching what the user already had.
     collection.objects.link(obj)
     if world is not None:
         scene.world = world
+    if camera_obj is not None:
+        collection.objects.link(camera_obj)
+        scene.camera = camera_obj
+        apply_render_settings(scene, camera)
     if options.scene_timing:
         scene_mod.set_timing(scene, sequence.fps, options.frame_start, frames)
     sound = None
@@ -239,12 +280,16 @@ def _build(
         with created.new_in(bpy.data.sounds):
             sound = scene_mod.add_sound_strip(scene, sequence.audio, options.frame_start, f"{name}_audio")
             created.strip = sound
+        obj["dyntet_sound"] = sound.name
+        if sound.sound is not None:
+            sound.sound.name = f"{subject}_audio{sequence.audio.suffix.lower()}"
 
     return ImportResult(
         object=obj,
         material=material,
         world=world,
         sound=sound,
+        camera=camera_obj,
         num_frames=frames,
         num_shape_keys=len(mesh.shape_keys.key_blocks),
         seconds=0.0,

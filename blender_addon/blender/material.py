@@ -20,11 +20,33 @@ BASE_COLOR_SPACE = "sRGB"
 DATA_COLOR_SPACE = "Non-Color"
 
 
-def load_image(path: Path, colorspace: str) -> bpy.types.Image:
-    """Load an image file (reusing one already loaded from the same path) and set its colour space."""
+def load_image(path: Path, colorspace: str, name: str = "", pack: bool = False) -> bpy.types.Image:
+    """Load an image file (reusing one already loaded from the same path) and set its colour space.
+
+    Args:
+        path: the file.
+        colorspace: ``"sRGB"``, ``"Non-Color"``, ….
+        name: datablock name, e.g. ``alice_base_color.png`` (two subjects' ``base_color.png`` never collide).
+        pack: pack the file into the .blend; its path then becomes ``//textures/<name>``, the name exporters
+            write and *File ▸ External Data ▸ Unpack Resources* restores it under.
+    """
     image = bpy.data.images.load(str(path), check_existing=True)
     image.colorspace_settings.name = colorspace
+    if name:
+        image.name = name
+    if pack:
+        if image.packed_file is None:
+            image.pack()
+        packed = f"//textures/{name or Path(path).name}"
+        image.filepath_raw = packed
+        for stored in image.packed_files:  # where Unpack Resources writes it
+            stored.filepath = packed
     return image
+
+
+def texture_name(subject: str, role: str, path: Path) -> str:
+    """``<subject>_<role><suffix>``: the name images of one head carry in the .blend and in exports."""
+    return f"{subject}_{role}{path.suffix.lower()}"
 
 
 def gltf_output_group() -> bpy.types.NodeTree:
@@ -39,13 +61,16 @@ def gltf_output_group() -> bpy.types.NodeTree:
     return group
 
 
-def build_material(name: str, base_color: Path | None, orm: Path | None) -> bpy.types.Material:
+def build_material(name: str, base_color: Path | None, orm: Path | None, subject: str = "",
+                   pack: bool = False) -> bpy.types.Material:
     """Create the head material.
 
     Args:
         name: material name.
         base_color: sRGB base-colour texture, or None for a plain grey.
         orm: linear ORM texture (R occlusion, G roughness, B metalness), or None for the defaults.
+        subject: names the images ``<subject>_base_color.png`` / ``<subject>_orm.png`` (empty: file names).
+        pack: pack the images into the .blend (see :func:`load_image`).
 
     Returns:
         A node material: image textures → Principled BSDF → Material Output, ORM split by Separate Color.
@@ -61,14 +86,15 @@ def build_material(name: str, base_color: Path | None, orm: Path | None) -> bpy.
     if base_color is not None:
         color = nodes.new("ShaderNodeTexImage")
         color.name = color.label = "Base Color"
-        color.image = load_image(base_color, BASE_COLOR_SPACE)
+        color.image = load_image(base_color, BASE_COLOR_SPACE,
+                                 texture_name(subject, "base_color", base_color) if subject else "", pack)
         color.location = (-400, 400)
         links.new(color.outputs["Color"], bsdf.inputs["Base Color"])
 
     if orm is not None:
         texture = nodes.new("ShaderNodeTexImage")
         texture.name = texture.label = "ORM"
-        texture.image = load_image(orm, DATA_COLOR_SPACE)
+        texture.image = load_image(orm, DATA_COLOR_SPACE, texture_name(subject, "orm", orm) if subject else "", pack)
         texture.location = (-700, 0)
         split = nodes.new("ShaderNodeSeparateColor")
         split.mode = "RGB"

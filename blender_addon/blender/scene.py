@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import bpy
 
@@ -14,6 +16,25 @@ def set_timing(scene: bpy.types.Scene, fps: float, frame_start: int, num_frames:
     scene.render.fps, scene.render.fps_base = fps_to_blender(fps)
     scene.frame_start = frame_start
     scene.frame_end = frame_start + num_frames - 1
+
+
+@contextmanager
+def gltf_seconds(scene: bpy.types.Scene, fps: float) -> Iterator[None]:
+    """While Blender's glTF add-on converts frames ⇄ seconds, make its factor the true ``fps``.
+
+    Why: in 5.0.1 both its exporter and importer convert with ``render.fps * render.fps_base`` where the
+    scene's rate is ``fps / fps_base``; the two agree only when ``fps_base`` is 1 (at 30 / 1.001 the times
+    would be 0.2 % off). Inside the block the pair is ``(round(fps), fps / round(fps))``; afterwards the
+    scene's own pair is back.
+    """
+    render = scene.render
+    saved = (render.fps, render.fps_base)
+    whole = max(1, int(round(fps)))
+    render.fps, render.fps_base = whole, fps / whole
+    try:
+        yield
+    finally:
+        render.fps, render.fps_base = saved
 
 
 def _strips(editor: bpy.types.SequenceEditor):

@@ -7,7 +7,7 @@ from pathlib import Path
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from ..blender.exporter import PRESETS, export_object
+from ..blender.exporter import PRESETS, export_head
 from ..blender.importer import import_sequence
 from dyntet_formats.sequence import SequenceFormatError
 from ..properties import ImportOptionProps
@@ -99,11 +99,48 @@ class DYNTET_OT_export(bpy.types.Operator):
             self.report({"ERROR"}, "Choose where to write the file")
             return {"CANCELLED"}
         try:
-            path = export_object(context, context.active_object, bpy.path.abspath(self.filepath), self.preset)
+            result = export_head(context, context.active_object, bpy.path.abspath(self.filepath), self.preset)
         except (ValueError, RuntimeError, OSError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        text = f"Wrote {result.path} ({result.path.stat().st_size / 1e6:.1f} MB)"
+        if result.extra_files:
+            text += " and " + ", ".join(p.name for p in result.extra_files)
+        self.report({"INFO"}, text)
+        if result.notes:
+            self.report({"WARNING"}, result.notes)
+        return {"FINISHED"}
+
+
+class DYNTET_OT_import_glb(bpy.types.Operator):
+    """Import a glTF binary exported from DynTet on its own frame rate (extras.dyntet_fps), so frames line up"""
+
+    bl_idname = "dyntet.import_glb"
+    bl_label = "Import DynTet glTF"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(name="File", subtype="FILE_PATH")
+    filter_glob: StringProperty(default="*.glb", options={"HIDDEN"})
+    match_fps: BoolProperty(
+        name="Match Frame Rate", default=True,
+        description="Set the scene's frame rate and range to the file's (DynTet exports record it), so frame n "
+        "of the scene is frame n of the performance",
+    )
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        from ..blender.gltf_import import import_glb
+
+        try:
+            result = import_glb(context, bpy.path.abspath(self.filepath), self.match_fps)
+        except (ValueError, RuntimeError, OSError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        rate = f"{result.fps:g} fps from the file" if result.fps else "no frame rate in the file: scene's rate used"
+        self.report({"INFO"}, f"Imported {len(result.objects)} objects ({rate})")
         return {"FINISHED"}
 
 
@@ -123,10 +160,11 @@ def make_active(context: bpy.types.Context, obj: bpy.types.Object) -> None:
 
 def menu_import(self: bpy.types.Menu, context: bpy.types.Context) -> None:
     self.layout.operator(DYNTET_OT_import_sequence.bl_idname, text="DynTet Sequence (folder)")
+    self.layout.operator(DYNTET_OT_import_glb.bl_idname, text="DynTet glTF (.glb, on its frame rate)")
 
 
 def menu_export(self: bpy.types.Menu, context: bpy.types.Context) -> None:
     self.layout.operator(DYNTET_OT_export.bl_idname, text="DynTet Head (FBX / glTF preset)")
 
 
-CLASSES = (DYNTET_OT_import_sequence, DYNTET_OT_export)
+CLASSES = (DYNTET_OT_import_sequence, DYNTET_OT_import_glb, DYNTET_OT_export)

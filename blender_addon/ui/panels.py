@@ -13,6 +13,7 @@ import bpy
 
 from .. import runtime
 from ..control.state import RESUMABLE, BackendState, JobView, Transfer
+from ..blender.exporter import PRESETS
 from ..preferences import ADDON_ID
 
 
@@ -257,6 +258,9 @@ class DYNTET_PT_import(_DynTetPanel, bpy.types.Panel):
         column.prop(options, "world")
         column.prop(options, "audio")
         column.prop(options, "scene_timing")
+        column.prop(options, "camera")
+        column.prop(options, "pack_textures")
+        column.prop(options, "replace")
         layout.operator("dyntet.import_sequence", text="Import Sequence Folder…", icon="FILEBROWSER")
 
 
@@ -274,8 +278,25 @@ class DYNTET_PT_export(_DynTetPanel, bpy.types.Panel):
             layout.label(text="Select the imported head", icon="INFO")
         elif obj.data.shape_keys is not None:
             layout.label(text=f"{obj.name}: {len(obj.data.shape_keys.key_blocks) - 1} shape keys", icon="SHAPEKEY_DATA")
+        limits = PRESETS[settings.export_preset].limits
+        if limits:
+            column = layout.column(align=True)
+            for index, line in enumerate(_wrap(limits, 48)):
+                column.label(text=line, icon="INFO" if index == 0 else "BLANK1")
         export = layout.operator("dyntet.export", icon="EXPORT")
         export.preset = settings.export_preset
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """Split a sentence into panel-width lines (labels do not wrap)."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return lines + ([line] if line else [])
 
 
 class DYNTET_PT_log(_DynTetPanel, bpy.types.Panel):

@@ -29,6 +29,7 @@ from dyntet.export.glb import ARRAY_BUFFER, ELEMENT_ARRAY_BUFFER, GlbBuilder, La
 from dyntet.export.mesh import SeamSplit, split_uv_seams, vertex_normals
 from dyntet.export.pca import PcaConfig, PcaReport, fit_pca_rig, measure_rig
 from dyntet.formats.sequence import BlendShapeRig, Sequence
+from dyntet_formats.camera import read_camera
 from dyntet.progress import Progress, ProgressFn
 
 LINEAR = 9729
@@ -145,7 +146,8 @@ def write_glb(path: str | Path, seq: Sequence, config: GltfConfig | None = None,
     if cfg.camera and seq.camera is not None:
         nodes.append(_add_camera(doc, seq.camera))
     doc.add("scenes", {"name": "Scene", "nodes": nodes,
-                       "extras": {"fps": float(seq.fps), "frames": seq.num_frames, "source": seq.source}})
+                       "extras": {"fps": float(seq.fps), "dyntet_fps": float(seq.fps), "frames": seq.num_frames,
+                                  "source": seq.source}})
     _add_animation(doc, seq, cfg, weights, translations, rotations, nodes[0])
 
     def on_part(done: int, total: int) -> None:
@@ -240,16 +242,8 @@ def _png(image: np.ndarray, level: int) -> bytes:
 
 def _add_camera(doc: GlbBuilder, camera: dict[str, Any]) -> int:
     """A perspective camera from the sequence's ``intrinsics``/``size``/``camera_to_scene`` (OpenGL axes)."""
-    try:
-        fx, fy, cx, cy = (float(x) for x in camera["intrinsics"])
-        size = float(camera["size"])
-        matrix = np.asarray(camera["camera_to_scene"], dtype=np.float64)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"sequence camera must have intrinsics [fx, fy, cx, cy], size and a 4x4 "
-                         f"camera_to_scene: {exc!r}") from None
-    if matrix.shape != (4, 4) or fx <= 0 or fy <= 0 or size <= 0:
-        raise ValueError(f"sequence camera is malformed: camera_to_scene shape {matrix.shape}, "
-                         f"fx {fx}, fy {fy}, size {size}")
+    cam = read_camera(camera)
+    fx, fy, size, matrix = cam.fx, cam.fy, float(cam.size), cam.camera_to_scene
     # glTF cameras have a centred principal point: an off-centre (cx, cy) is dropped here.
     # aspectRatio = tan(xfov / 2) / tan(yfov / 2) = (size / fx) / (size / fy) for the square crop.
     index = doc.add("cameras", {"type": "perspective", "name": "DynTetCamera", "perspective": {
