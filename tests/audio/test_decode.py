@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import write_wav
+from audio_helpers import write_wav
 from dyntet.audio.decode import SAMPLE_RATE, AudioError, load_speech
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import FPS, talking
+from audio_helpers import FPS, talking
 from dyntet.audio.decode import SAMPLE_RATE
 from dyntet.audio.features import FeatureConfig, frame_features, frame_times, spectrum
 from dyntet.audio.model import AudioModel, AudioModelError, TrainingClip, fit_audio_model, inner_lip_gap
@@ -69,7 +69,7 @@ def test_save_and_load_predict_the_same(model_and_truth, tmp_path):
 
 
 def test_fitting_needs_audio():
-    from conftest import face_model
+    from audio_helpers import face_model
 
     with pytest.raises(AudioModelError, match="no training audio"):
         fit_audio_model([], face_model())
