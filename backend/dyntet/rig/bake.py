@@ -34,7 +34,8 @@ def order_controls(control_map: ControlMap, names: tuple[str, ...], controls: np
 
 
 def bake_run(run: Path, names: tuple[str, ...], controls: np.ndarray, rows: slice, *, device: str = "auto",
-             batch: int = 16, progress: ProgressFn | None = None, should_stop: StopFn | None = None) -> np.ndarray:
+             batch: int = 16, control_map: ControlMap | None = None, progress: ProgressFn | None = None,
+             should_stop: StopFn | None = None) -> np.ndarray:
     """Meshes float32 [rows, V, 3] (head space, metres) of rows ``rows`` of control curves [T, C].
 
     Args:
@@ -42,6 +43,7 @@ def bake_run(run: Path, names: tuple[str, ...], controls: np.ndarray, rows: slic
         names: the control of each column of ``controls``.
         controls: float32 [T, C] values per frame (Blender's evaluated shape-key values).
         rows: the frames to decode; the others only feed the expression windows.
+        control_map: the controls → α map; None reads the run's ``controls.npz``.
         progress: ``Progress("bake", frames done, frames)`` per batch.
         should_stop: polled per batch; raises :class:`Cancelled`.
     """
@@ -49,7 +51,7 @@ def bake_run(run: Path, names: tuple[str, ...], controls: np.ndarray, rows: slic
     from dyntet.generate.geometry import FrozenGeometry
 
     loaded = open_run(run, device)
-    control_map = ControlMap.load(Path(run) / CONTROLS_FILE)
+    control_map = control_map or ControlMap.load(Path(run) / CONTROLS_FILE)
     alpha = control_map.expression(order_controls(control_map, tuple(names), np.asarray(controls, np.float32)))
     geometry = FrozenGeometry.from_model(loaded.model)
     start, stop, _ = rows.indices(len(alpha))
