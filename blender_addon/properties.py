@@ -22,7 +22,7 @@ class ImportOptionProps:
         description="How the animation is stored on the mesh",
         items=(
             ("frames", "Per-Frame Shape Keys", "One shape key per frame, switched on one at a time (exact)"),
-            ("pca", "PCA Rig", "A few blend shapes with weight curves (small; needs a sequence with a rig)"),
+            ("pca", "PCA Rig", "A few blend shapes with weight curves (small; the rig.npz every `dyntet generate` writes)"),
             ("controls", "Named Controls", "jawOpen, eyeBlinkLeft, … keys with editable curves plus an exact "
              "corrective layer (needs `dyntet rig RUN` before generating)"),
         ),

@@ -101,6 +101,9 @@ def drain() -> float:
     while STATE.ready:
         _import_ready(STATE.ready.pop(0))
         changed = True
+    while STATE.baked:
+        _apply_bake(STATE.baked.pop(0))
+        changed = True
     if changed:
         _redraw()
     return DRAIN_INTERVAL_S
@@ -120,6 +123,25 @@ def _import_ready(ready: st.SequenceReady) -> None:
     STATE.apply(st.JobLog(ready.job_id, f"imported {result.object.name} ({result.num_frames} frames, "
                                         f"{result.seconds:.1f} s)"))
     make_active(bpy.context, result.object)
+
+
+def _apply_bake(baked: st.BakeReady) -> None:
+    """Put a Bake exact's meshes into the head's corrective layer (main thread)."""
+    from .blender.control_rig import replace_correctives
+
+    obj = bpy.data.objects.get(baked.object_name)
+    if obj is None or obj.type != "MESH" or obj.data.shape_keys is None:
+        STATE.apply(st.Problem(f"Bake exact: the head {baked.object_name!r} is gone",
+                               "The meshes are in the backend's bakes/ folder; press Bake Exact again"))
+        return
+    try:
+        count = replace_correctives(obj, baked.frame_first, baked.controls, baked.meshes)
+    except Exception as exc:  # a bug or an edited head: report, keep the session alive
+        traceback.print_exc()
+        STATE.apply(st.Problem(f"Bake exact failed: {exc}", "Re-import the head with Named Controls"))
+        return
+    last = baked.frame_first + count - 1
+    STATE.apply(st.JobLog(baked.job_id, f"baked frames {baked.frame_first}–{last} of {obj.name} exactly"))
 
 
 def _redraw() -> None:

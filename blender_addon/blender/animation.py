@@ -93,6 +93,18 @@ def curves_of(target: bpy.types.ID) -> list[bpy.types.FCurve]:
     return list(anim.action.fcurves)
 
 
+def channels_of(target: bpy.types.ID) -> Channels | None:
+    """Where new F-curves of ``target``'s assigned action (and slot) go; None when it has no action."""
+    anim = target.animation_data
+    if anim is None or anim.action is None:
+        return None
+    if uses_slotted_actions():
+        if anim.action_slot is None:
+            return None
+        return Channels(anim.action, _channelbag(anim.action, anim.action_slot).fcurves, slotted=True)
+    return Channels(anim.action, anim.action.fcurves, slotted=False)
+
+
 def set_keyframes(curve: bpy.types.FCurve, coords: np.ndarray, interpolation: str) -> None:
     """Add keyframes to an empty F-curve in bulk.
 

@@ -215,6 +215,8 @@ def _build(
     obj["dyntet_first_frame"] = sequence.first_frame
     obj["dyntet_subject"] = subject
     obj["dyntet_fps"] = sequence.fps
+    obj["dyntet_frame_start"] = options.frame_start  # the scene frame of imported frame 0 (Bake exact, CSV)
+    obj["dyntet_num_frames"] = frames
 
     take = Performance(f"{name}_performance")
     try:
@@ -230,6 +232,7 @@ def _build(
             names = add_control_keys(obj, controls, vertices, sequence.first_frame,
                                      on_key=_fraction(on_progress, total))
             obj["dyntet_controls"] = list(controls.names)
+            obj["dyntet_run"] = controls.run
             animate_controls(take.channels_for(mesh.shape_keys), controls, options.frame_start,
                              names[len(controls.names):])
         else:

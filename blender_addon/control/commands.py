@@ -6,6 +6,7 @@ Operators turn properties into these plain objects at the boundary; the worker n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 
@@ -136,6 +137,57 @@ def _label(path: str) -> str:
     return cleaned or "video"
 
 
+BAKE_CONTEXT_FRAMES = 64
+"""Frames sent on each side of a baked range (within the imported frames): context for the backend's
+expression windows (27 frames at most in our presets), so a part of a take bakes as the whole take would."""
+
+
+@dataclass(frozen=True)
+class BakeExact:
+    """Send edited control curves to the backend (``bake.exact``); the meshes come back as :class:`~.state.BakeReady`."""
+
+    run: str
+    """The run folder that made the controls, as a path on the backend's machine (``controls.npz`` meta)."""
+    names: tuple[str, ...]
+    controls: Any
+    """float32 [T, C]: the evaluated control values of every sent frame, context included."""
+    start: int
+    stop: int
+    """Rows of ``controls`` to bake (the others are context)."""
+    out: str
+    """Workspace-relative bake folder, e.g. ``bakes/anna``."""
+    object_name: str
+    frame_first: int
+    """Scene frame of row ``start``."""
+
+
+def bake_window(imported: tuple[int, int], wanted: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(first sent frame, frames sent, start row, stop row)`` to bake scene frames ``wanted`` (both included) of a head
+    whose imported frames are ``imported``; the rows around ``wanted`` are context.
+
+    Raises ValueError when the range holds no imported frame (only those have correctives to replace).
+    """
+    first, last = max(wanted[0], imported[0]), min(wanted[1], imported[1])
+    if first > last:
+        raise ValueError(f"frames {wanted[0]}–{wanted[1]} hold none of the head's imported frames "
+                         f"{imported[0]}–{imported[1]}")
+    sent_first = max(imported[0], first - BAKE_CONTEXT_FRAMES)
+    sent_last = min(imported[1], last + BAKE_CONTEXT_FRAMES)
+    return sent_first, sent_last - sent_first + 1, first - sent_first, last - sent_first + 1
+
+
+def run_in_workspace(run: str, workspace: str) -> str:
+    """The workspace-relative form of a run folder path recorded on the backend's machine."""
+    run_path, root = PurePosixPath(run.replace("\\", "/")), PurePosixPath(workspace.replace("\\", "/"))
+    if not run or not workspace:
+        raise ValueError("this head does not say which run made it: generate it again with `dyntet rig` done")
+    try:
+        return run_path.relative_to(root).as_posix()
+    except ValueError:
+        raise ValueError(f"the run {run} that made this head is not in the backend's workspace {workspace}: "
+                         "connect to the backend that generated it") from None
+
+
 @dataclass(frozen=True)
 class Cancel:
     job_id: str
@@ -164,4 +216,4 @@ class Quit:
     stop_local: bool = False
 
 
-Command = Connect | Disconnect | StopLocal | Submit | Cancel | Resume | FetchSequence | Refresh | Quit
+Command = Connect | Disconnect | StopLocal | Submit | BakeExact | Cancel | Resume | FetchSequence | Refresh | Quit

@@ -141,9 +141,23 @@ class SequenceReady:
     """The folder's workspace-relative name on the backend (what the Generate request asked for)."""
 
 
+@dataclass(frozen=True)
+class BakeReady:
+    """The backend's true meshes of a Bake exact: the main thread puts them into the head's correctives."""
+
+    job_id: str
+    object_name: str
+    frame_first: int
+    """Scene frame of ``meshes[0]``."""
+    controls: Any
+    """float32 [N, C]: the control values the meshes were made from (one row per frame)."""
+    meshes: Any
+    """float32 [N, V, 3]: head space, metres."""
+
+
 Update = Union[
     Connecting, Connected, ConnectionLost, Disconnected, LocalProcess, JobUpdate, JobLog, Listing, Problem,
-    ClearProblem, SequenceReady, Transfer,
+    ClearProblem, SequenceReady, BakeReady, Transfer,
 ]
 
 
@@ -203,6 +217,8 @@ class BackendState:
     listing: Listing = field(default_factory=Listing)
     problem: Problem | None = None
     ready: list[SequenceReady] = field(default_factory=list)
+    baked: list[BakeReady] = field(default_factory=list)
+    """Bake results waiting for the main thread."""
     """Sequences waiting to be imported by the main thread."""
     transfer: Transfer | None = None
     """The latest upload of footage to a remote backend (shown while it runs)."""
@@ -277,6 +293,8 @@ class BackendState:
             self.problem = None
         elif isinstance(update, SequenceReady):
             self.ready.append(update)
+        elif isinstance(update, BakeReady):
+            self.baked.append(update)
         elif isinstance(update, Transfer):
             self.transfer = update
         else:

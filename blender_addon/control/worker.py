@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 from . import state as st
 from .commands import (
-    BackendSettings, Cancel, Command, Connect, Disconnect, FetchSequence, Quit, Refresh, Resume, StopLocal, Submit,
+    BackendSettings, BakeExact, Cancel, Command, Connect, Disconnect, FetchSequence, Quit, Refresh, Resume, StopLocal,
+    Submit, run_in_workspace,
 )
 from .local import BackendSetupError, LocalBackend, LocalConfig
 from .records import error_code, names, update_from_event, update_from_progress, update_from_record
@@ -47,6 +48,8 @@ class _Followed:
     kind: str
     then_import: str = ""
     terminal_seen: bool = False
+    bake: BakeExact | None = None
+    """A Bake exact whose meshes go back to the main thread when the job is done."""
 
 
 class Worker:
@@ -152,6 +155,8 @@ class Worker:
                 self._stop_local(command.settings)
             elif isinstance(command, Submit):
                 self._submit(command)
+            elif isinstance(command, BakeExact):
+                self._bake(command)
             elif isinstance(command, Cancel):
                 self._record(self._require_client().cancel(command.job_id))
             elif isinstance(command, Resume):
@@ -356,6 +361,16 @@ class Worker:
         self._record(record)
         self._emit(st.ClearProblem())
 
+    def _bake(self, command: BakeExact) -> None:
+        client = self._require_client()
+        run = run_in_workspace(command.run, str(client.server.raw.get("workspace", "")))
+        record = client.call("bake.exact", run=run, names=list(command.names), controls=command.controls,
+                             start=command.start, stop=command.stop, out=command.out)["job"]
+        self._followed[record["id"]] = _Followed("bake", bake=command)
+        self._subscribe(record["id"])
+        self._record(record)
+        self._emit(st.ClearProblem())
+
     def _stage(self, source: Path, kind: str) -> str:
         """A workspace-relative path to ``source``: the file itself when already inside the local workspace,
         else a copy under ``footage/``; for a remote backend, the file uploaded under ``footage/``."""
@@ -436,6 +451,11 @@ class Worker:
         if followed.then_import:
             path = self._bring_here(followed.then_import, job_id)
             self._emit(st.SequenceReady(job_id, str(path), followed.then_import))
+        if followed.bake is not None:
+            bake = followed.bake
+            meshes = self._require_client().fetch_frames(bake.out)
+            self._emit(st.BakeReady(job_id, bake.object_name, bake.frame_first,
+                                    bake.controls[bake.start:bake.stop], meshes))
         self._refresh()
 
     def _bring_here(self, relative: str, job_id: str) -> Path:

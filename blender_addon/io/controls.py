@@ -26,6 +26,8 @@ class ControlRig:
     weights: np.ndarray
     """float32 [T, C]: the controls of each frame of the sequence."""
     slider_max: float
+    run: str = ""
+    """The run folder that made the keys, as a path on the backend's machine (Bake exact sends it back)."""
 
     def mix(self, weights: np.ndarray) -> np.ndarray:
         """Linear key mix float32 [T, V, 3] of weights [T, C] (what Blender shows without correctives)."""
@@ -59,4 +61,4 @@ def read_controls(root: str | Path, num_frames: int, num_vertices: int, frames: 
     if not all(np.isfinite(a).all() for a in (basis, keys, weights)):
         raise SequenceFormatError(f"{path} holds NaN or infinite values")
     return ControlRig(names, basis, keys, weights if frames is None else weights[frames],
-                      float(meta.get("slider_max", 1.5)))
+                      float(meta.get("slider_max", 1.5)), str(meta.get("run", "")))

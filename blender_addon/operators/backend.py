@@ -11,9 +11,11 @@ from bpy.props import StringProperty
 
 from .. import runtime
 from ..control.commands import (
-    Cancel, Connect, Disconnect, FetchSequence, Refresh, Resume, StopLocal, Submit, generate_request,
+    BakeExact, Cancel, Connect, Disconnect, FetchSequence, Refresh, Resume, StopLocal, Submit, bake_window,
+    generate_request,
 )
 from ..preferences import backend_settings
+from .files import rig_head
 
 
 def _file_here(path: str, *, local: bool) -> Path | None:
@@ -279,6 +281,46 @@ class DYNTET_OT_import_backend_sequence(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def bake_frames(scene: bpy.types.Scene) -> tuple[int, int]:
+    """The frames Bake exact replaces: the preview range when it is on, else the scene's range."""
+    if scene.use_preview_range:
+        return scene.frame_preview_start, scene.frame_preview_end
+    return scene.frame_start, scene.frame_end
+
+
+class DYNTET_OT_bake_exact(bpy.types.Operator):
+    """Send the edited control curves of the frame range to the backend; its true DynTet meshes replace
+    the corrective layer of those frames, so the head shows them exactly"""
+
+    bl_idname = "dyntet.bake_exact"
+    bl_label = "Bake Exact"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        if rig_head(context) is None:
+            cls.poll_message_set("Select a head imported with Named Controls")
+            return False
+        return _idle(cls, context, "bake")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        from ..blender.control_rig import evaluated_controls, imported_frames
+
+        obj, scene = rig_head(context), context.scene
+        if not obj.get("dyntet_run"):
+            self.report({"ERROR"}, f"{obj.name} does not say which run made it; generate it again after `dyntet rig`")
+            return {"CANCELLED"}
+        try:
+            sent_first, count, start, stop = bake_window(imported_frames(obj), bake_frames(scene))
+            controls = evaluated_controls(scene, obj, sent_first, count)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        runtime.send(BakeExact(run=str(obj["dyntet_run"]), names=tuple(obj["dyntet_controls"]), controls=controls,
+                               start=start, stop=stop, out=f"bakes/{bpy.path.clean_name(obj.name)}",
+                               object_name=obj.name, frame_first=sent_first + start))
+        return {"FINISHED"}
+
+
 CLASSES = (
     DYNTET_OT_connect,
     DYNTET_OT_disconnect,
@@ -291,4 +333,5 @@ CLASSES = (
     DYNTET_OT_generate,
     DYNTET_OT_cancel_upload,
     DYNTET_OT_import_backend_sequence,
+    DYNTET_OT_bake_exact,
 )

@@ -9,6 +9,7 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from ..blender.exporter import PRESETS, export_head
 from ..blender.importer import import_sequence
+from dyntet_formats.curves import Curves, CurvesFormatError, read_curves, write_curves
 from dyntet_formats.sequence import SequenceFormatError
 from ..properties import ImportOptionProps
 
@@ -144,6 +145,106 @@ class DYNTET_OT_import_glb(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def rig_head(context: bpy.types.Context) -> bpy.types.Object | None:
+    """The active object when it is a head imported with Named Controls."""
+    obj = context.active_object
+    ok = obj is not None and obj.type == "MESH" and "dyntet_controls" in obj and obj.data.shape_keys is not None
+    return obj if ok else None
+
+
+def _poll_rig_head(cls: type, context: bpy.types.Context) -> bool:
+    if rig_head(context) is None:
+        cls.poll_message_set("Select a head imported with Named Controls")
+        return False
+    return True
+
+
+def scene_fps(scene: bpy.types.Scene) -> float:
+    return scene.render.fps / scene.render.fps_base
+
+
+class _CurvesFile:
+    """A CSV of control curves picked in the file browser, for the active Named Controls head."""
+
+    filepath: StringProperty(name="File", subtype="FILE_PATH")
+    filter_glob: StringProperty(default="*.csv", options={"HIDDEN"})
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return _poll_rig_head(cls, context)
+
+
+class DYNTET_OT_import_curves(_CurvesFile, bpy.types.Operator):
+    """Replace the head's control curves by those of a CSV (Live Link Face layout or our own export): ARKit
+    names match the controls, other columns are ignored; rows start on the head's first frame"""
+
+    bl_idname = "dyntet.import_curves"
+    bl_label = "Import Curves (CSV)"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        import warnings
+
+        from ..blender.control_rig import set_control_curves
+
+        obj = rig_head(context)
+        names = list(obj["dyntet_controls"])
+        try:
+            curves = read_curves(Path(bpy.path.abspath(self.filepath)), scene_fps(context.scene))
+        except (CurvesFormatError, OSError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        in_file = {n.lower() for n in curves.names}
+        present = [n for n in names if n.lower() in in_file]  # controls absent from the file keep their curves
+        if not present:
+            self.report({"ERROR"}, f"{Path(self.filepath).name} has no column named after a control of "
+                                   f"{obj.name} ({', '.join(names[:6])}, …)")
+            return {"CANCELLED"}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            values = curves.select(tuple(present))
+        set_control_curves(obj, present, values, int(obj["dyntet_frame_start"]))
+        for warning in caught:
+            self.report({"WARNING"}, str(warning.message))
+        self.report({"INFO"}, f"{len(present)} control curves × {len(values)} frames on {obj.name}")
+        return {"FINISHED"}
+
+
+class DYNTET_OT_export_curves(_CurvesFile, bpy.types.Operator):
+    """Write the head's control curves over its imported frames as a CSV (Live Link Face layout), as
+    Blender evaluates them: `dyntet generate RUN --drive FILE.csv` turns it into true DynTet meshes"""
+
+    bl_idname = "dyntet.export_curves"
+    bl_label = "Export Curves (CSV)"
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if not self.filepath:
+            self.filepath = bpy.path.clean_name(context.active_object.name) + "_curves.csv"
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        from ..blender.control_rig import evaluated_controls, imported_frames
+
+        obj = rig_head(context)
+        first, last = imported_frames(obj)
+        values = evaluated_controls(context.scene, obj, first, last - first + 1)
+        path = Path(bpy.path.abspath(self.filepath))
+        if path.suffix.lower() != ".csv":
+            path = path.with_suffix(".csv")
+        try:
+            write_curves(path, Curves(tuple(obj["dyntet_controls"]), values, scene_fps(context.scene)))
+        except OSError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"Wrote {path} ({len(values)} frames × {values.shape[1]} controls)")
+        return {"FINISHED"}
+
+
 def make_active(context: bpy.types.Context, obj: bpy.types.Object) -> None:
     """Select ``obj`` alone and make it active (so Export and the Properties editor pick it up)."""
     view_layer = context.view_layer
@@ -167,4 +268,5 @@ def menu_export(self: bpy.types.Menu, context: bpy.types.Context) -> None:
     self.layout.operator(DYNTET_OT_export.bl_idname, text="DynTet Head (FBX / glTF preset)")
 
 
-CLASSES = (DYNTET_OT_import_sequence, DYNTET_OT_import_glb, DYNTET_OT_export)
+CLASSES = (DYNTET_OT_import_sequence, DYNTET_OT_import_glb, DYNTET_OT_export, DYNTET_OT_import_curves,
+           DYNTET_OT_export_curves)

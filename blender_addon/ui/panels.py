@@ -244,7 +244,7 @@ class DYNTET_PT_generate(_DynTetPanel, bpy.types.Panel):
 class DYNTET_PT_import(_DynTetPanel, bpy.types.Panel):
     bl_label = "Import Options"
     bl_parent_id = "DYNTET_PT_backend"
-    bl_order = 4
+    bl_order = 5
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context: bpy.types.Context) -> None:
@@ -264,10 +264,33 @@ class DYNTET_PT_import(_DynTetPanel, bpy.types.Panel):
         layout.operator("dyntet.import_sequence", text="Import Sequence Folder…", icon="FILEBROWSER")
 
 
+class DYNTET_PT_rig(_DynTetPanel, bpy.types.Panel):
+    bl_label = "Rig"
+    bl_parent_id = "DYNTET_PT_backend"
+    bl_order = 4
+
+    def draw(self, context: bpy.types.Context) -> None:
+        layout = self.layout
+        obj = context.active_object
+        if obj is None or "dyntet_controls" not in obj:
+            layout.label(text="Select a head imported with Named Controls", icon="INFO")
+            return
+        scene = context.scene
+        first, last = ((scene.frame_preview_start, scene.frame_preview_end) if scene.use_preview_range
+                       else (scene.frame_start, scene.frame_end))
+        layout.label(text=f"{obj.name}: {len(obj['dyntet_controls'])} controls", icon="SHAPEKEY_DATA")
+        row = layout.row(align=True)
+        row.operator("dyntet.import_curves", text="Import CSV…", icon="IMPORT")
+        row.operator("dyntet.export_curves", text="Export CSV…", icon="EXPORT")
+        layout.operator("dyntet.bake_exact", text=f"Bake Exact (frames {first}–{last})", icon="RENDER_ANIMATION")
+        job = runtime.STATE.job_of_kind("bake")
+        draw_job(layout, job)
+
+
 class DYNTET_PT_export(_DynTetPanel, bpy.types.Panel):
     bl_label = "Export"
     bl_parent_id = "DYNTET_PT_backend"
-    bl_order = 5
+    bl_order = 6
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -302,7 +325,7 @@ def _wrap(text: str, width: int) -> list[str]:
 class DYNTET_PT_log(_DynTetPanel, bpy.types.Panel):
     bl_label = "Log"
     bl_parent_id = "DYNTET_PT_backend"
-    bl_order = 6
+    bl_order = 7
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context: bpy.types.Context) -> None:
@@ -321,6 +344,7 @@ CLASSES = (
     DYNTET_PT_footage,
     DYNTET_PT_train,
     DYNTET_PT_generate,
+    DYNTET_PT_rig,
     DYNTET_PT_import,
     DYNTET_PT_export,
     DYNTET_PT_log,

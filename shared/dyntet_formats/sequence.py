@@ -320,8 +320,8 @@ def _read_rig(root: Path, manifest: dict[str, Any], num_frames: int, num_vertice
     path = root / RIG_FILE
     if not path.is_file():
         raise SequenceFormatError(
-            f"{root} has no blend-shape rig ({RIG_FILE}); import per-frame shape keys instead, "
-            "or export the sequence with a PCA rig"
+            f"{root} has no blend-shape rig ({RIG_FILE}): it was written before `dyntet generate` made one. "
+            "Generate the sequence again (every generate writes the rig), or import Per-Frame Shape Keys"
         )
     try:
         with np.load(path, allow_pickle=False) as archive:

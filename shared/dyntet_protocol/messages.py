@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .constants import DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES, MAX_UPLOAD_CHUNK_BYTES
-from .schema import Bytes, Int, JsonMap, ListOf, Record, RelPath, Str
+from .schema import Array, Bytes, Int, JsonMap, ListOf, Nullable, Record, RelPath, Str
 
 REQUEST_ID_PATTERN = r"[\x21-\x7e]{1,64}"
 """Request ids: 1–64 printable ASCII characters without spaces, chosen by the client."""
@@ -34,6 +34,12 @@ FRAME_DTYPES = ("float32", "float16")
 
 EVENT_TYPES = ("heartbeat", "state", "progress", "log", "preview", "done", "failed")
 """Events published on the PUB socket (see ``docs/protocol.md``)."""
+
+MAX_CONTROLS = 256
+"""Named controls a ``bake.exact`` request may carry."""
+MAX_BAKE_VALUES = 240_000
+"""Control values (frames × controls) in one ``bake.exact``: 0.92 MiB as float32, under the 1 MiB request
+frame (9,600 frames of 25 controls)."""
 
 JOB_ID = Str(min_len=22, max_len=22, pattern=JOB_ID_PATTERN)
 UPLOAD_ID = Str(min_len=32, max_len=32, pattern=UPLOAD_ID_PATTERN)
@@ -99,6 +105,13 @@ REQUESTS: dict[str, RequestSpec] = {
         Record({"upload_id": UPLOAD_ID}),
         "verify size and sha256, then move the file into place atomically", idempotent=False),
     "upload.abort": RequestSpec(Record({"upload_id": UPLOAD_ID}), "discard a partial upload"),
+    "bake.exact": RequestSpec(
+        Record({"run": RelPath(), "names": ListOf(Str(min_len=1, max_len=64), max_len=MAX_CONTROLS),
+                "controls": Array(ndim=2, max_items=MAX_BAKE_VALUES), "start": Int(min=0),
+                "stop": Nullable(Int(min=1)), "out": RelPath(), "device": Str(choices=("auto", "cpu", "cuda"))},
+               defaults={"start": 0, "stop": None, "device": "auto"}),
+        "queue a bake job: the true DynTet meshes of rows [start, stop) of edited control curves (the rows "
+        "around them are context for the expression windows), written to OUT/vertices.npy", idempotent=False),
     "shutdown": RequestSpec(_EMPTY, "stop the server (running jobs are stopped and marked interrupted)",
                             idempotent=False),
 }

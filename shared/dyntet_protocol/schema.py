@@ -261,6 +261,33 @@ class JsonMap(JsonValue):
         return "map of JSON-like values"
 
 
+@dataclass(frozen=True)
+class Array(Field):
+    """A numeric array (msgpack ext type 1, ``docs/protocol.md`` §2) of a given rank, returned as float32.
+
+    Why a field of its own: curves of control values travel as one array instead of lists of floats (a
+    list of 25 × 1000 numbers would exceed the list limits and cost 9 bytes a number). Refused: any other
+    value, integer or boolean dtypes, another rank, more than ``max_items`` elements, NaN or infinity.
+    """
+
+    ndim: int = 2
+    max_items: int = 240_000
+    dtypes: tuple[str, ...] = ("<f4", "<f8")
+
+    def check(self, value: Any, where: str) -> np.ndarray:
+        if not isinstance(value, np.ndarray) or value.dtype.str not in self.dtypes or value.ndim != self.ndim:
+            raise fail(where, self.describe(), value)
+        if value.size > self.max_items:
+            raise fail(where, self.describe(), value, ErrorCode.TOO_LARGE)
+        if not np.isfinite(value).all():
+            raise ProtocolError(ErrorCode.BAD_REQUEST, f"{where}: holds NaN or infinite values",
+                                {"field": where, "expected": "finite numbers", "got": describe_value(value)})
+        return value.astype(np.float32)
+
+    def describe(self) -> str:
+        return f"{self.ndim}-d float array (dtype {' or '.join(self.dtypes)}, at most {self.max_items} elements)"
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 

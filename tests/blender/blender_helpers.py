@@ -8,7 +8,11 @@ turning and drifting so head motion is visible; textures, a light probe, audio a
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -105,3 +109,25 @@ def free_port_pair() -> int:
         except OSError:
             continue
     raise RuntimeError("no free pair of ports")
+
+
+@contextmanager
+def serve(workspace: Path, log_path: Path) -> Iterator[str]:
+    """``dyntet serve`` on ``workspace`` as a studio would start it (this checkout's code, loopback, free
+    ports); yields its request address and stops it afterwards."""
+    port = free_port_pair()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dyntet.cli", "serve", "--workspace", str(workspace),
+             "--bind", f"tcp://127.0.0.1:{port}", "--no-probe"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            yield f"tcp://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)

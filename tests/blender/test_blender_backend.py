@@ -171,25 +171,12 @@ def test_backend_killed_mid_job(prefs, user_dir: Path) -> None:
 def remote_server(tmp_path: Path):
     """A backend started the way a studio would on another machine (here on loopback), serving a
     workspace that already holds a sequence folder."""
-    from blender_helpers import write_test_sequence
+    from blender_helpers import serve, write_test_sequence
 
     workspace = tmp_path / "remote_workspace"
     write_test_sequence(workspace / "sequences" / "head")
-    port = free_port_pair()
-    log = open(tmp_path / "remote.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dyntet.cli", "serve", "--workspace", str(workspace),
-         "--bind", f"tcp://127.0.0.1:{port}", "--no-probe"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    yield f"tcp://127.0.0.1:{port}", workspace
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
-    log.close()
+    with serve(workspace, tmp_path / "remote.log") as address:
+        yield address, workspace
 
 
 def test_import_a_sequence_from_a_remote_backend(prefs, remote_server, user_dir: Path) -> None:

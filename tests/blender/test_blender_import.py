@@ -17,8 +17,8 @@ from dyntet_formats.sequence import SequenceFormatError, read_sequence  # noqa: 
 TOLERANCE_M = 1e-5
 
 
-def world_vertices(obj) -> np.ndarray:
-    """float64 [V, 3] evaluated vertices of ``obj`` in world space (Blender axes) at the current frame."""
+def evaluated_coords(obj) -> tuple[np.ndarray, np.ndarray]:
+    """float64 [V, 3] evaluated vertices of ``obj`` in object space at the current frame, and its world matrix."""
     depsgraph = bpy.context.evaluated_depsgraph_get()
     evaluated = obj.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
@@ -27,8 +27,13 @@ def world_vertices(obj) -> np.ndarray:
         mesh.vertices.foreach_get("co", coords)
     finally:
         evaluated.to_mesh_clear()
-    matrix = np.array(evaluated.matrix_world, dtype=np.float64)
-    return coords.reshape(-1, 3).astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
+    return coords.reshape(-1, 3).astype(np.float64), np.array(evaluated.matrix_world, dtype=np.float64)
+
+
+def world_vertices(obj) -> np.ndarray:
+    """float64 [V, 3] evaluated vertices of ``obj`` in world space (Blender axes) at the current frame."""
+    coords, matrix = evaluated_coords(obj)
+    return coords @ matrix[:3, :3].T + matrix[:3, 3]
 
 
 def expected_world(vertices: np.ndarray, pose: np.ndarray) -> np.ndarray:

@@ -145,7 +145,7 @@ def draw(panel_name: str, context=None) -> Recorder:
     return layout
 
 
-PANELS = ("DYNTET_PT_backend", "DYNTET_PT_footage", "DYNTET_PT_train", "DYNTET_PT_generate",
+PANELS = ("DYNTET_PT_backend", "DYNTET_PT_footage", "DYNTET_PT_train", "DYNTET_PT_generate", "DYNTET_PT_rig",
           "DYNTET_PT_import", "DYNTET_PT_export", "DYNTET_PT_log")
 TRAIN_JOB = "20250101-120000-abcdef"
 

@@ -70,6 +70,14 @@ def test_sequence_holds_one_topology_and_everything_else(own_sequence, loaded, g
     assert seq.source["drive"]["kind"] == "split" and seq.source["frames"] == [4, 28]
 
 
+def test_generate_writes_a_pca_rig_within_its_tolerance(own_sequence):
+    """``rig.npz`` (what the add-on's PCA import reads) reproduces every frame within the default 1 mm."""
+    seq = own_sequence
+    assert seq.rig is not None and 1 <= seq.rig.num_targets < seq.num_frames
+    error = np.linalg.norm(seq.rig.reconstruct() - np.asarray(seq.vertices), axis=-1)
+    assert error.max() <= 1e-3 and seq.source["rig"]["max_mm"] == pytest.approx(error.max() * 1e3, abs=1e-3)
+
+
 def test_cross_identity_drive_moves_the_jaw_with_the_drivers_jaw(cross_sequence, subject, other_subject, jaw_index):
     """Another person (different face-model points and proportions) drives the avatar: the avatar's mouth
     region must open and close with the driver's own jaw_open control."""

@@ -17,7 +17,7 @@ from dyntet_protocol.framing import (
     encode_request, job_topic,
 )
 from dyntet_protocol.messages import REQUESTS
-from dyntet_protocol.schema import Bytes, Float, Int, JsonMap, ListOf, Nullable, Record, RelPath, Str
+from dyntet_protocol.schema import Array, Bytes, Float, Int, JsonMap, ListOf, Nullable, Record, RelPath, Str
 
 # One valid parameter map per request type (the round-trip test covers them all).
 VALID = {
@@ -37,12 +37,26 @@ VALID = {
     "upload.chunk": {"upload_id": "0123456789abcdef" * 2, "offset": 0, "data": b"\x00\xffbytes"},
     "upload.finish": {"upload_id": "0123456789abcdef" * 2},
     "upload.abort": {"upload_id": "0123456789abcdef" * 2},
+    "bake.exact": {"run": "runs/a", "names": ["jawOpen"], "controls": np.ones((3, 1), np.float32), "start": 1,
+                   "out": "bakes/a"},
     "shutdown": {},
 }
 
 
 def test_every_request_type_has_a_valid_example():
     assert set(VALID) == set(REQUESTS)
+
+
+def test_arrays_are_checked_for_rank_dtype_size_and_finiteness():
+    field = Array(ndim=2, max_items=8)
+    out = field.check(np.ones((2, 3), np.float64), "params.controls")
+    assert out.dtype == np.float32 and out.shape == (2, 3)
+    for bad, code in ((np.ones(3, np.float32), "bad_request"), (np.ones((2, 2), np.int32), "bad_request"),
+                      ([[1.0]], "bad_request"), (np.array([[np.inf]], np.float32), "bad_request"),
+                      (np.ones((3, 3), np.float32), "too_large")):
+        with pytest.raises(ProtocolError) as caught:
+            field.check(bad, "params.controls")
+        assert caught.value.code.value == code and caught.value.details["field"] == "params.controls"
 
 
 @pytest.mark.parametrize("request_type", sorted(REQUESTS))
@@ -52,7 +66,8 @@ def test_requests_round_trip(request_type):
     request = decode_request(frames)
     assert (request.id, request.type, request.protocol) == ("abc-1", request_type, PROTOCOL_VERSION)
     for key, value in VALID[request_type].items():
-        assert request.params[key] == value
+        assert np.array_equal(request.params[key], value) if isinstance(value, np.ndarray) else \
+            request.params[key] == value
     assert set(request.params) == set(REQUESTS[request_type].params.fields)  # defaults filled in
 
 

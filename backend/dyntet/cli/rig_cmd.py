@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from dyntet.cli import UserFacingError
     from dyntet.formats.dataset import Dataset, DatasetError
     from dyntet.rig.controls import ControlsError
-    from dyntet.rig.curves import Curves, write_curves
+    from dyntet.rig.curves import Curves, CurvesFormatError, write_curves
     from dyntet.rig.fit import CONTROLS_FILE, fit_run_controls
 
     try:
@@ -49,6 +49,6 @@ def run(args: argparse.Namespace) -> int:
             values = control_map.controls(dataset.tracking.landmarks[frames.start:frames.stop])
             write_curves(args.curves_out, Curves(control_map.names, values, dataset.fps))
             print(f"{len(values)} frames of curves → {args.curves_out}")
-    except (ControlsError, DatasetError, OSError) as exc:
+    except (ControlsError, CurvesFormatError, DatasetError, OSError) as exc:
         raise UserFacingError(str(exc)) from None
     return 0

@@ -34,3 +34,17 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def replaceable_folder(path: str | os.PathLike, manifest: str, fmt: str) -> bool:
+    """Whether ``path`` is an empty folder or one whose ``manifest`` JSON names format ``fmt``: the only
+    folders a writer may replace (anything else there is someone's work)."""
+    path = Path(path)
+    if not path.is_dir() or path.is_symlink():
+        return False
+    if not any(path.iterdir()):
+        return True
+    try:
+        return json.loads((path / manifest).read_text()).get("format") == fmt
+    except (OSError, ValueError, AttributeError):
+        return False

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from dyntet.formats.atomic import replaceable_folder
 from dyntet.formats.hdr import HdrError, read_hdr, write_hdr
 from dyntet_formats import sequence as shared
 from dyntet_formats.sequence import BlendShapeRig, SequenceFormatError
@@ -201,14 +202,7 @@ def writable(path: str | os.PathLike) -> bool:
 
 
 def _is_replaceable(path: Path) -> bool:
-    if path.is_dir() and not path.is_symlink():
-        if not any(path.iterdir()):
-            return True
-        try:
-            return json.loads((path / MANIFEST).read_text()).get("format") == FORMAT
-        except (OSError, ValueError, AttributeError):
-            return False
-    return False
+    return replaceable_folder(path, MANIFEST, FORMAT)
 
 
 def _write_contents(folder: Path, seq: Sequence) -> None:

@@ -2,7 +2,9 @@
 
 Pipeline: open the run → resolve the driving clip (:mod:`.drive`) → cache the frame-independent geometry
 (:mod:`.geometry`) → per-frame vertices in batches → UV atlas and baked textures of the canonical mesh
-(:mod:`.bake`) → the learned light as an equirectangular HDR → :func:`~dyntet.formats.sequence.write_sequence`.
+(:mod:`.bake`) → the learned light as an equirectangular HDR → a PCA blend-shape rig of the vertices
+(``rig.npz``, :mod:`dyntet.export.pca`: what the add-on's *PCA Rig* import and ``export --rig pca`` read) →
+:func:`~dyntet.formats.sequence.write_sequence`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 
 from dyntet import __version__
 from dyntet.formats.dataset import DatasetError
+from dyntet.export.pca import PcaConfig, fit_pca_rig
 from dyntet.generate.bake import BakeConfig, bake_textures, uv_atlas
 from dyntet.generate.drive import DriveError, DriveOptions, DriveSource, DrivingClip, driving_clip
 from dyntet.generate.geometry import FrozenGeometry
@@ -43,6 +46,8 @@ class GenerateConfig:
     batch_frames: int = 16
     """Frames decoded at once by the geometry path."""
     device: str = "auto"
+    pca: PcaConfig | None = field(default_factory=PcaConfig)
+    """The blend-shape rig written as ``rig.npz`` (K picked by its error tolerance by default); None writes none."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.environment_height, int) or not 8 <= self.environment_height <= 4096:
@@ -94,7 +99,7 @@ def generate(run: Path, out: Path, config: GenerateConfig | None = None, progres
         out: the sequence folder to write (an existing *sequence* folder is replaced, atomically).
         config: :class:`GenerateConfig`.
         progress: reports per stage: ``drive`` (preprocessing a video), ``geometry`` (frames),
-            ``atlas``, ``bake``, ``write``.
+            ``atlas``, ``bake``, ``pca`` (the rig), ``write``.
         should_stop: polled between batches; when it returns True, :class:`Cancelled` is raised and
             nothing is written.
 
@@ -143,15 +148,23 @@ def generate(run: Path, out: Path, config: GenerateConfig | None = None, progres
     textures = bake_textures(model, canonical, atlas, config.bake, progress)
     lap("bake")
     environment = model.light.to_equirect(config.environment_height).astype(np.float32)
+    rig, rig_error = None, None
+    if config.pca is not None:
+        _check_stop(should_stop, "the rig")
+        rig, report = fit_pca_rig(vertices, config.pca, progress)
+        rig_error = {"num_targets": report.num_targets, "rms_mm": round(report.rms_mm, 4),
+                     "max_mm": round(report.max_mm, 4)}
+        lap("rig")
     seq = Sequence(
         faces=geometry.faces_int32(), vertices=vertices, head_pose=clip.head_to_scene, fps=clip.fps,
         uv=atlas.uv, uv_faces=atlas.uv_faces, base_color=textures.base_color, orm=textures.orm,
-        environment=environment, audio=clip.audio,
+        environment=environment, audio=clip.audio, rig=rig,
         camera={"intrinsics": [float(x) for x in clip.intrinsics], "size": int(clip.size),
                 "camera_to_scene": rigid_inverse(clip.scene_to_camera).tolist()},
         source={"tool": f"dyntet {__version__} generate", "run": str(Path(run).resolve()),
                 **clip.source, "texture_size": config.bake.size,
-                "texture_coverage": round(float(textures.coverage.mean()), 4), "timings_s": timings})
+                "texture_coverage": round(float(textures.coverage.mean()), 4), "rig": rig_error,
+                "timings_s": timings})
     _check_stop(should_stop, "writing")
     _report(progress, "write", 0, 1, f"writing {out}")
     write_sequence(out, seq)

@@ -244,6 +244,7 @@ def driving_clip(target: Dataset, target_mean: np.ndarray, source: DriveSource, 
 
 def _curves_clip(target: Dataset, source: DriveSource, options: DriveOptions) -> DrivingClip:
     from dyntet.rig.controls import ControlsError
+    from dyntet.rig.curves import CurvesFormatError
     from dyntet.rig.drive_curves import curves_expression, load_curves, own_motion
 
     if options.run is None or source.path is None:
@@ -251,7 +252,7 @@ def _curves_clip(target: Dataset, source: DriveSource, options: DriveOptions) ->
     try:
         curves = load_curves(source.path, target)
         expression = curves_expression(options.run, curves)
-    except ControlsError as exc:
+    except (ControlsError, CurvesFormatError) as exc:
         raise DriveError(f"--drive {source.path}: {exc}") from None
     positions = options.frames.select(len(expression), f"the curves ({source.path})")
     frames = np.arange(positions.start, positions.stop, dtype=np.int64)

@@ -12,6 +12,7 @@ so it gives the true DynTet mesh of the performance, not the linear mix of keys.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -45,10 +46,21 @@ def held_vertices(geometry: FrozenGeometry, expression: np.ndarray, window: int,
 
 def clip_vertices(geometry: FrozenGeometry, expression: np.ndarray, window: int, batch: int = 16) -> np.ndarray:
     """Meshes of a clip α [T, K] with its real sliding windows (as ``generate`` does): float32 [T, E, 3]."""
+    return np.concatenate(list(iter_clip_vertices(geometry, expression, window, batch=batch)))
+
+
+def iter_clip_vertices(geometry: FrozenGeometry, expression: np.ndarray, window: int, rows: slice | None = None,
+                       batch: int = 16) -> Iterator[np.ndarray]:
+    """Batches float32 [B, E, 3] of the meshes of frames ``rows`` (all by default) of a clip α [T, K].
+
+    Every frame's window reads the whole clip, so the frames outside ``rows`` are context: a bake of
+    rows 10:20 of a 40-frame take gives the same meshes as rows 10:20 of the whole take.
+    """
     alpha = torch.as_tensor(np.asarray(expression, np.float32), device=geometry.base.device)
-    frames = torch.arange(len(alpha), device=alpha.device)
-    windows = expression_windows(alpha, frames, window)
-    return np.concatenate([b.cpu().numpy() for b in geometry.iter_vertices(windows, batch)])
+    start, stop, _ = (rows or slice(None)).indices(len(alpha))
+    windows = expression_windows(alpha, torch.arange(start, stop, device=alpha.device), window)
+    for vertices in geometry.iter_vertices(windows, batch):
+        yield vertices.cpu().numpy()
 
 
 def fitted_keys(names: tuple[str, ...], controls: np.ndarray, meshes: np.ndarray, ridge: float = 1e-4) -> ControlKeys:

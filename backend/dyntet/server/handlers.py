@@ -14,6 +14,7 @@ from dyntet_protocol import PROTOCOL_VERSION, SUPPORTED_PROTOCOLS
 from dyntet_protocol import constants as C
 
 from . import catalog, fetch
+from .bake import stage_curves
 from .jobs.kinds import JOB_KINDS
 
 if TYPE_CHECKING:
@@ -118,6 +119,12 @@ def upload_abort(server: "Server", params: dict[str, Any]) -> Result:
     return server.uploads.abort(params["upload_id"]), []
 
 
+def bake_exact(server: "Server", params: dict[str, Any]) -> Result:
+    server.refuse_new_work()
+    record = server.jobs.submit("bake", stage_curves(server.workspace, params))
+    return {"job": server.jobs.view(record)}, []
+
+
 def shutdown(server: "Server", params: dict[str, Any]) -> Result:
     server.request_shutdown("shutdown requested by a client")
     return {"stopping": True, "running_jobs": sorted(server.jobs.running)}, []
@@ -142,6 +149,7 @@ HANDLERS: dict[str, Handler] = {
     "upload.chunk": upload_chunk,
     "upload.finish": upload_finish,
     "upload.abort": upload_abort,
+    "bake.exact": bake_exact,
     "shutdown": shutdown,
 }
 """Every type of ``dyntet_protocol.messages.REQUESTS`` has exactly one handler (tested)."""

@@ -214,6 +214,21 @@ def _export_paths(params: dict[str, Any], ws: Workspace) -> dict[str, str]:
     return {"export": out}
 
 
+def _bake_paths(params: dict[str, Any], ws: Workspace) -> dict[str, str]:
+    """The staged curves exist (``bake.exact`` made them) and ``out`` may be (re)written as a bake folder."""
+    from dyntet.formats.bake import bake_writable  # numpy only
+    from ..bake import staged_path
+
+    if not staged_path(ws.state_dir, params["curves"]).is_file():
+        raise ProtocolError(ErrorCode.NOT_FOUND, f"no staged curves {params['curves']}: send them with bake.exact",
+                            {"field": "params.params.curves", "got": params["curves"]})
+    if not bake_writable(ws.resolve_output(params["out"])):
+        raise ProtocolError(ErrorCode.INVALID_STATE,
+                            f"{params['out']} exists and is not a bake folder; refusing to replace it",
+                            {"path": params["out"]})
+    return {"bake": params["out"]}
+
+
 JOB_KINDS: dict[str, JobKind] = {
     "selftest": JobKind(
         name="selftest",
@@ -272,6 +287,15 @@ JOB_KINDS: dict[str, JobKind] = {
                                 "textures": True}),
         inputs=(PathRule("sequence", "dir", "manifest.json"),), requires="dyntet.export.gltf",
         validate=_check_export, check_paths=_export_paths),
+    "bake": JobKind(
+        name="bake",
+        summary="the true DynTet meshes of edited control curves (made by bake.exact); writes a bake folder",
+        target=f"{_TARGETS}:bake",
+        params=Record({"run": RelPath(), "curves": Str(min_len=32, max_len=32, pattern=r"[0-9a-f]{32}"),
+                       "out": RelPath(), "device": _DEVICE}, defaults={"device": "auto"}),
+        inputs=(PathRule("run", "dir", "config.json"), PathRule("run", "dir", "checkpoints/last.pt"),
+                PathRule("run", "dir", "controls.npz")),
+        requires="dyntet.rig.bake", check_paths=_bake_paths),
 }
 """Job kinds by name."""
 

@@ -106,6 +106,24 @@ def export(params: dict[str, Any], *, workspace: Path, resume: bool, progress: P
             "num_targets": int(written.num_targets), "num_vertices": int(written.num_vertices), "pca": pca}
 
 
+def bake(params: dict[str, Any], *, workspace: Path, resume: bool, progress: ProgressFn,
+         should_stop: StopFn) -> dict[str, Any]:
+    """``dyntet.rig.bake.bake_run`` on the curves ``bake.exact`` staged; a resumed job starts again."""
+    from dyntet.formats.bake import write_bake
+    from dyntet.rig.bake import bake_run
+
+    from ..bake import load_staged
+    from ..workspace import STATE_DIR
+
+    names, controls, rows = load_staged(workspace / STATE_DIR, params["curves"])
+    vertices = bake_run(workspace / params["run"], names, controls, rows, device=params["device"],
+                        progress=progress, should_stop=should_stop)
+    write_bake(workspace / params["out"], vertices, {"names": list(names), "start": rows.start, "stop": rows.stop,
+                                                     "run": params["run"], "curves": params["curves"]})
+    return {"bake": params["out"], "num_frames": int(vertices.shape[0]), "num_vertices": int(vertices.shape[1]),
+            "start": rows.start, "stop": rows.stop}
+
+
 def _stoppable(progress: ProgressFn, should_stop: StopFn) -> ProgressFn:
     """``progress`` that raises :class:`Cancelled` once ``should_stop()`` is true (for library functions that
     report progress but take no ``should_stop``)."""
