@@ -125,7 +125,7 @@ def test_missing_texture_listed_in_manifest(seq_copy: Path) -> None:
 def test_rig_is_required_only_when_asked(seq_copy: Path) -> None:
     (seq_copy / "rig.npz").unlink()
     assert read_sequence(seq_copy).rig is None
-    with pytest.raises(SequenceFormatError, match="import per-frame shape keys instead"):
+    with pytest.raises(SequenceFormatError, match="Generate the sequence again.*Per-Frame Shape Keys"):
         read_sequence(seq_copy, load_rig=True)
 
 
