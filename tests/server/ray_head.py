@@ -62,7 +62,7 @@ def start_ray_head(folder: Path, token: str, num_cpus: int = 2) -> RayHead:
     folder.mkdir(parents=True, exist_ok=True)
     gcs_port, client_port = free_port(), free_port()
     # GRPC_ENABLE_FORK_SUPPORT=false as README tells: else the client server's fork of a per-connection
-    # server dies now and then (ray-project/ray#63202; 4 of 25 fresh heads here).
+    # server dies now and then (ray-project/ray#63202; 5 of 32 fresh heads here).
     env = {**os.environ, "RAY_TMPDIR": str(folder), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
            "GRPC_ENABLE_FORK_SUPPORT": "false"}
     env.pop("RAY_ADDRESS", None)

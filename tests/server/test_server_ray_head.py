@@ -1,5 +1,6 @@
 """``dyntet serve --cluster ray://HOST:PORT`` against a head started on its own with ``ray start --head``
-(the studio's two commands, README "Scale out"), with token authentication on as Ray ≥ 2.59 turns it on:
+(the studio's two commands, README "Scale out"), with token authentication on (as ``ray start`` turns it
+on wherever ``~/.ray/auth_token`` exists):
 a job runs there and finishes, ``dyntet cluster status --cluster auto`` finds the head and shows its node,
 and an unreachable head, a wrong token, no token or the wrong kind of port fail at once with a sentence."""
 
@@ -94,3 +95,26 @@ def test_unreachable_heads_and_refused_tokens_fail_at_once_with_what_to_do(head,
     assert "requires a token and this machine has none" in none
     kind = fails(f"ray://127.0.0.1:{head.gcs_port}")
     assert "is not a Ray client port" in kind and f"--cluster 127.0.0.1:{head.gcs_port}" in kind
+
+
+def test_addresses_and_token_sources_are_read_as_ray_reads_them(monkeypatch, tmp_path):
+    from dyntet.server.jobs.ray_connect import RayAddress, token_source
+
+    assert RayAddress.parse("ray://head.studio:10001") == RayAddress("client", "head.studio", 10001)
+    assert RayAddress.parse("10.1.2.3:6379") == RayAddress("gcs", "10.1.2.3", 6379)
+    assert RayAddress.parse("auto") == RayAddress("auto")
+    for bad in ("ray://head", "head:", "head:70000", "ray://:10001"):
+        with pytest.raises(ValueError, match="is not local, auto, ray://HOST:PORT or HOST:PORT"):
+            RayAddress.parse(bad)
+    for name in TOKEN_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert token_source() is None
+    (tmp_path / ".ray").mkdir()
+    (tmp_path / ".ray" / "auth_token").write_text("abc")
+    assert token_source() == str(tmp_path / ".ray" / "auth_token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="cannot be read"):
+        token_source()
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "xyz")
+    assert token_source() == "$RAY_AUTH_TOKEN"

@@ -188,7 +188,7 @@ def connect(address: str, namespace: str) -> None:
 def _init_client(address: str, namespace: str) -> None:
     """``ray.init`` over Ray's client, tried again when the head failed to start this client's own server
     process: Ray's client server forks it from a busy gRPC process and it dies at once now and then
-    (ray-project/ray#63202: 4 of 25 first connections to a fresh head here). ``GRPC_ENABLE_FORK_SUPPORT=false``
+    (ray-project/ray#63202: 5 of 32 first connections to a fresh head here). ``GRPC_ENABLE_FORK_SUPPORT=false``
     in the environment of ``ray start`` avoids it; each such failure costs Ray's own ~40 s wait."""
     for attempt in range(1, CLIENT_ATTEMPTS + 1):
         try:
