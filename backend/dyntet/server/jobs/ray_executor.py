@@ -24,7 +24,7 @@ from ray.exceptions import RayError
 
 from dyntet_protocol.codec import packb
 
-from . import child
+from . import child, ray_connect
 from .executor import Launched
 
 NAMESPACE = "dyntet"
@@ -134,20 +134,13 @@ class _RayProcess:
 
 
 class RayExecutor:
-    """Connects to a Ray cluster on construction (raises ValueError with what to do)."""
+    """Connects to a Ray cluster on construction (``ray_connect``: raises ValueError with what to do)."""
 
     name = "ray"
     retries = RETRIES
 
     def __init__(self, address: str):
-        try:
-            if address.startswith("ray://"):  # Ray client: it takes fewer options
-                ray.init(address=address, namespace=NAMESPACE)
-            else:
-                ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, ignore_reinit_error=True)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise ValueError(f"cannot reach a Ray cluster at {address!r}: {exc}; start one with "
-                             "`ray start --head` (see README, Scale out)") from None
+        ray_connect.connect(address, NAMESPACE)
         self.address = address
 
     def start(self, job_id: str, kind_name: str, target: str, params: dict[str, Any], workspace: str,
