@@ -16,7 +16,8 @@ each; keys are then prefixed with the run folder's name). For each run:
 4. ``realtime_factor``: seconds of speech per second of compute for decode + features + regression of the
    run's whole clip audio (median of 5).
 5. ``cross_speaker_corr`` (with ``DYNTET_BENCH_CROSS=/path/to/dataset`` of another speaker, e.g. reagan):
-   the avatar driven by the first 10 s of that speaker's audio, head motion its own; correlation of the
+   the avatar driven by the first 10 s of that speaker's audio, head motion its own, on its own torso
+   re-timed to that motion (as ``dyntet render`` does); correlation of the
    render's inner-lip gap with the speech's loudness envelope (frame RMS in dB, ±40 ms).
 
 α-space figures beside them (no rendering): ``alpha_lip_rms_*_mm`` on the test split, and the audio
@@ -43,6 +44,7 @@ from dyntet.face.tracking import FaceMeshTracker
 from dyntet.formats.dataset import Dataset
 from dyntet.generate.api import open_run
 from dyntet.generate.geometry import FrozenGeometry
+from dyntet.generate.torso import TorsoConfig, anchor_points, retime
 from dyntet.generate.video import footage_backdrop, render_frames, to_linear
 from dyntet.model.dyntet import expression_windows
 from dyntet.rig.drive_curves import own_motion
@@ -166,7 +168,9 @@ def measure(run: Path, cross: Path | None) -> dict:
         times = frame_times(count, dataset.fps)
         alpha = model.expression(samples, times)
         motion = own_motion(dataset, count, dataset.fps, 4.0)
-        gap = _gap(_landmarks(_render(loaded, geometry, alpha, motion, None)))
+        torso = retime(dataset.tracking.pose, motion, anchor_points(dataset.face_model.mean_shape),
+                       dataset.tracking.intrinsics, TorsoConfig())  # as `dyntet render` places the torso
+        gap = _gap(_landmarks(_render(loaded, geometry, alpha, motion, [int(i) for i in torso])))
         figures["cross_speaker"] = other.root.name
         figures["cross_speaker_corr"] = round(_corr(gap, _loudness_db(samples, times)), 3)
         figures["cross_speaker_alpha_corr"] = round(_corr(inner_lip_gap(fm, alpha), _loudness_db(samples, times)), 3)

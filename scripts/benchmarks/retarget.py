@@ -30,7 +30,7 @@ from benchmarks._timing import each_run
 from dyntet.generate.api import open_run
 from dyntet.generate.geometry import FrozenGeometry
 from dyntet.rig.bake import bake_run
-from dyntet.rig.fit import fit_controls
+from dyntet.rig.fit import clip_points, fit_controls
 from dyntet.rig.meshes import bake_exact, clip_vertices, fitted_keys, held_keys
 
 
@@ -41,10 +41,8 @@ def _rms_mm(x: np.ndarray) -> float:
 def measure(run: Path) -> dict:
     loaded = open_run(run, "cpu")
     tracking = loaded.dataset.tracking
-    if tracking.landmarks is None:
-        raise SystemExit(f"{run}: its dataset has no tracked landmarks; the retarget benchmark needs real footage")
     frames = loaded.dataset.split("train")
-    landmarks = tracking.landmarks[frames.start:frames.stop]
+    landmarks = clip_points(loaded.dataset, frames)
     alpha = tracking.expression[frames.start:frames.stop]
     window = loaded.config.model.geometry.expression_window
     control_map = fit_controls(landmarks, alpha)

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dyntet.rig.controls import NAMES, ControlsError, measures
+from dyntet.data.landmark_regions import NUM_LANDMARKS
+from dyntet.formats.dataset import Dataset, FaceModel
+from dyntet.rig.controls import NAMES, ControlsError, head_landmarks, measures
 from dyntet.rig.curves import Curves, read_curves, write_curves
-from dyntet.rig.fit import ControlMap, fit_controls
+from dyntet.rig.fit import ControlMap, clip_points, fit_controls
 from dyntet.rig.meshes import fitted_keys
 
 BENCH = Path("/work/bench/obama_b")
@@ -18,32 +20,58 @@ BENCH = Path("/work/bench/obama_b")
 
 @pytest.fixture(scope="module")
 def clip():
-    """(landmarks [T, 478, 2], α [T, K]) of a real preprocessed clip."""
+    """(head-space landmarks [T, 478, 3], α [T, K], image landmarks [T, 478, 2]) of a real preprocessed clip."""
     if not (BENCH / "tracking.npz").exists():
         pytest.skip(f"no preprocessed reference clip at {BENCH}")
-    with np.load(BENCH / "tracking.npz") as data:
-        return data["landmarks"].astype(np.float64), data["expression"].astype(np.float64)
+    dataset = Dataset.open(BENCH)
+    frames = slice(0, dataset.num_frames)
+    return (clip_points(dataset, frames), dataset.tracking.expression.astype(np.float64),
+            dataset.tracking.landmarks.astype(np.float64))
 
 
-def test_at_least_twelve_arkit_controls():
+def test_arkit_controls():
     arkit = {"jawOpen", "mouthSmileLeft", "mouthSmileRight", "mouthPucker", "mouthFunnel", "eyeBlinkLeft",
-             "eyeBlinkRight", "browInnerUp", "browDownLeft", "browDownRight", "mouthClose", "eyeWideLeft"}
-    assert arkit <= set(NAMES) and len(set(NAMES)) == len(NAMES) >= 12
+             "eyeBlinkRight", "browInnerUp", "browDownLeft", "browDownRight", "mouthClose", "eyeWideLeft",
+             "jawForward", "mouthRollLower", "cheekPuff", "noseSneerLeft", "eyeLookUpRight"}
+    assert arkit <= set(NAMES) and len(set(NAMES)) == len(NAMES) == 51
 
 
-def test_measures_ignore_scale_roll_and_position(clip):
-    landmarks = clip[0][:50]
-    angle = np.deg2rad(20.0)
-    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    moved = 1.7 * landmarks @ rotation.T + np.array([40.0, -13.0])
-    for name, value in measures(landmarks).items():
-        np.testing.assert_allclose(measures(moved)[name], value, atol=1e-9, err_msg=name)
+def _neutral(count: int = 1) -> np.ndarray:
+    """A small synthetic head-space face (metres): random points, with the nose, lips and mouth corners placed."""
+    rng = np.random.default_rng(3)
+    face = rng.normal(scale=0.01, size=(NUM_LANDMARKS, 3))
+    face[1] = (0.0, -0.011, 0.10)       # nose tip
+    face[17] = (0.0, -0.060, 0.080)     # lower lip
+    face[61], face[291] = (-0.025, -0.047, 0.066), (0.024, -0.046, 0.065)  # mouth corners
+    face[13], face[14] = (0.0, -0.041, 0.081), (0.0, -0.048, 0.079)        # inner lips
+    return np.repeat(face[None], count, 0)
+
+
+def test_measures_read_head_space_geometry():
+    face = _neutral(2)
+    face[1, [14, 17, 84, 314, 152]] += (0.0, -0.005, 0.0)  # the jaw drops 5 mm
+    face[1, 473] += (0.002, 0.0, 0.0)                     # the left iris looks out (to the subject's left)
+    face[1, [61, 291]] += (0.0, 0.0, -0.003)              # both corners pulled back (dimple)
+    m = measures(face)
+    np.testing.assert_allclose(m["jaw"][1] - m["jaw"][0], 0.005, atol=1e-9)
+    assert m["gaze_in_left"][1] < m["gaze_in_left"][0] and m["gaze_in_right"][1] == m["gaze_in_right"][0]
+    np.testing.assert_allclose(m["corner_back_left"][1] - m["corner_back_left"][0], 0.003, atol=1e-9)
+    np.testing.assert_allclose(m["corner_back_right"][1] - m["corner_back_right"][0], 0.003, atol=1e-9)
+
+
+def test_controls_explain_most_of_the_clip_expression(clip):
+    """Measured in image pixels (pose mixed into every gap, 25 controls) they explained 42 % of α's variance."""
+    points, alpha, _ = clip
+    control_map = fit_controls(points, alpha)
+    residual = alpha - control_map.expression(control_map.controls(points))
+    explained = 1 - (residual ** 2).sum() / ((alpha - alpha.mean(0)) ** 2).sum()
+    assert explained > 0.6
 
 
 def test_jaw_open_follows_the_lip_gap_and_blinks_are_rare(clip):
-    landmarks, _ = clip
-    control_map = fit_controls(landmarks, clip[1])
-    controls = control_map.controls(landmarks)
+    points, alpha, landmarks = clip
+    control_map = fit_controls(points, alpha)
+    controls = control_map.controls(points)
     gap = np.linalg.norm(landmarks[:, 14] - landmarks[:, 13], axis=-1)
     gap /= np.linalg.norm(landmarks[:, 263] - landmarks[:, 33], axis=-1)  # the camera distance out
     jaw = controls[:, NAMES.index("jawOpen")]
@@ -54,16 +82,16 @@ def test_jaw_open_follows_the_lip_gap_and_blinks_are_rare(clip):
 
 
 def test_fit_explains_held_out_expressions(clip):
-    landmarks, alpha = clip
+    landmarks, alpha, _ = clip
     train, test = slice(0, 600), slice(600, None)
     control_map = fit_controls(landmarks[train], alpha[train])
     predicted = control_map.expression(control_map.controls(landmarks[test]))
     baseline = np.sqrt(np.mean((alpha[test] - alpha[train].mean(0)) ** 2))
-    assert np.sqrt(np.mean((predicted - alpha[test]) ** 2)) < 0.9 * baseline
+    assert np.sqrt(np.mean((predicted - alpha[test]) ** 2)) < 0.75 * baseline
 
 
 def test_control_map_round_trips(clip, tmp_path):
-    control_map = fit_controls(*clip)
+    control_map = fit_controls(*clip[:2])
     control_map.save(tmp_path / "controls.npz")
     loaded = ControlMap.load(tmp_path / "controls.npz")
     assert loaded.names == control_map.names
@@ -73,7 +101,9 @@ def test_control_map_round_trips(clip, tmp_path):
 
 def test_bad_input_says_what_to_do(tmp_path):
     with pytest.raises(ControlsError, match="478 landmarks"):
-        measures(np.zeros((3, 68, 2)))
+        measures(np.zeros((3, 478, 2)))
+    with pytest.raises(ControlsError, match="synthetic"):
+        head_landmarks(FaceModel(np.zeros((68, 3)), np.zeros((2, 68, 3)), np.zeros((0, 3))), np.zeros((3, 2)))
     with pytest.raises(ControlsError, match="dyntet rig"):
         ControlMap.load(tmp_path / "controls.npz")
 

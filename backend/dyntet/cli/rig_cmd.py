@@ -14,7 +14,7 @@ from pathlib import Path
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "rig", help="fit ARKit-named expression controls (jawOpen, eyeBlinkLeft, …) to a trained avatar",
-        description="Measure named controls on the run's training clip (tracked landmarks) and fit their map "
+        description="Measure named controls on the run's training clip (tracked landmarks, head space) and fit their map "
                     "to the expression coefficients; writes RUN/controls.npz.")
     parser.add_argument("run", type=Path, help="the run folder (`dyntet train`)")
     parser.add_argument("--ridge", type=float, default=1e-3, help="regularisation per frame (default 1e-3)")
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from dyntet.formats.dataset import Dataset, DatasetError
     from dyntet.rig.controls import ControlsError
     from dyntet.rig.curves import Curves, CurvesFormatError, write_curves
-    from dyntet.rig.fit import CONTROLS_FILE, fit_run_controls
+    from dyntet.rig.fit import CONTROLS_FILE, clip_points, fit_run_controls
 
     try:
         control_map = fit_run_controls(args.run, args.ridge)
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             import json
             dataset = Dataset.open(json.loads((args.run / "config.json").read_text())["dataset"])
             frames = dataset.split("train")
-            values = control_map.controls(dataset.tracking.landmarks[frames.start:frames.stop])
+            values = control_map.controls(clip_points(dataset, frames))
             write_curves(args.curves_out, Curves(control_map.names, values, dataset.fps))
             print(f"{len(values)} frames of curves → {args.curves_out}")
     except (ControlsError, CurvesFormatError, DatasetError, OSError) as exc:

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from dyntet.formats.atomic import write_bytes_atomic
-from dyntet.rig.controls import NAMES, ControlsError, Normalisation, measures
+from dyntet.rig.controls import NAMES, ControlsError, Normalisation, head_landmarks, measures
 
 CONTROLS_FILE = "controls.npz"
-VERSION = 1
+VERSION = 2
+"""2: controls measured in head space (51 ARKit names); 1 measured image pixels."""
 
 
 @dataclass
@@ -36,9 +37,9 @@ class ControlMap:
     fit_rms: float
     """RMS of α − α(c) on the frames it was fitted on (α units)."""
 
-    def controls(self, landmarks: np.ndarray) -> np.ndarray:
-        """Controls float32 [T, C] of a clip's landmarks [T, 478, 2] (this subject's normalisation)."""
-        return self.normalisation.apply(measures(landmarks))
+    def controls(self, points: np.ndarray) -> np.ndarray:
+        """Controls float32 [T, C] of a clip's head-space landmarks [T, 478, 3] (this subject's normalisation)."""
+        return self.normalisation.apply(measures(points))
 
     def expression(self, controls: np.ndarray) -> np.ndarray:
         """α float32 [T, K] of controls [T, C]."""
@@ -69,15 +70,15 @@ class ControlMap:
                        float(meta["ridge"]), float(meta["fit_rms"]))
 
 
-def fit_controls(landmarks: np.ndarray, expression: np.ndarray, ridge: float = 1e-3) -> ControlMap:
-    """Fit the map on a clip: landmarks float [T, 478, 2], its tracked α float [T, K].
+def fit_controls(points: np.ndarray, expression: np.ndarray, ridge: float = 1e-3) -> ControlMap:
+    """Fit the map on a clip: head-space landmarks float [T, 478, 3], its tracked α float [T, K].
 
     ``ridge`` is per frame (the penalty is ``ridge · T · ‖W‖²``), so it means the same on any clip length.
     """
     expression = np.asarray(expression, np.float64)
-    if expression.ndim != 2 or len(expression) != len(landmarks):
-        raise ControlsError(f"expression {expression.shape} does not match landmarks {np.shape(landmarks)}")
-    measured = measures(landmarks)
+    if expression.ndim != 2 or len(expression) != len(points):
+        raise ControlsError(f"expression {expression.shape} does not match landmarks {np.shape(points)}")
+    measured = measures(points)
     normalisation = Normalisation.fit(measured)
     controls = normalisation.apply(measured).astype(np.float64)
     c_mean, a_mean = controls.mean(0), expression.mean(0)
@@ -90,6 +91,11 @@ def fit_controls(landmarks: np.ndarray, expression: np.ndarray, ridge: float = 1
                       float(np.sqrt(np.mean(residual ** 2))))
 
 
+def clip_points(dataset, frames: slice) -> np.ndarray:
+    """Head-space landmarks float64 [T, 478, 3] of a dataset's frames (what the controls measure)."""
+    return head_landmarks(dataset.face_model, dataset.tracking.expression[frames.start:frames.stop])
+
+
 def fit_run_controls(run: Path, ridge: float = 1e-3) -> ControlMap:
     """Fit on the run's training frames and save ``RUN/controls.npz`` (torch-free: reads the dataset only)."""
     from dyntet.formats.dataset import Dataset
@@ -99,12 +105,8 @@ def fit_run_controls(run: Path, ridge: float = 1e-3) -> ControlMap:
     if config is None:
         raise ControlsError(f"{run} is not a run folder (no config.json): train one with `dyntet train`")
     dataset = Dataset.open(Path(config["dataset"]))
-    if dataset.tracking.landmarks is None:
-        raise ControlsError(f"{dataset.root} has no tracked landmarks (a synthetic dataset?): named controls need "
-                            "real footage preprocessed with `dyntet preprocess`")
     frames = dataset.split("train")
-    tracked = dataset.tracking
-    control_map = fit_controls(tracked.landmarks[frames.start:frames.stop],
-                               tracked.expression[frames.start:frames.stop], ridge)
+    control_map = fit_controls(clip_points(dataset, frames),
+                               dataset.tracking.expression[frames.start:frames.stop], ridge)
     control_map.save(run / CONTROLS_FILE)
     return control_map

@@ -18,7 +18,7 @@ import numpy as np
 
 from dyntet.formats.atomic import write_bytes_atomic
 from dyntet.rig.controls import ControlsError
-from dyntet.rig.fit import CONTROLS_FILE, ControlMap
+from dyntet.rig.fit import CONTROLS_FILE, ControlMap, clip_points
 from dyntet.rig.meshes import ControlKeys, clip_vertices, fitted_keys
 
 KEYS_FILE = "control_keys.npz"
@@ -39,7 +39,7 @@ def build_run_keys(loaded, control_map: ControlMap) -> ControlKeys:
 
     tracking = loaded.dataset.tracking
     frames = loaded.dataset.split("train")
-    controls = control_map.controls(tracking.landmarks[frames.start:frames.stop])
+    controls = control_map.controls(clip_points(loaded.dataset, frames))
     geometry = FrozenGeometry.from_model(loaded.model)
     meshes = clip_vertices(geometry, tracking.expression[frames.start:frames.stop],
                            loaded.config.model.geometry.expression_window)
