@@ -10,7 +10,7 @@ import pytest
 
 from dyntet.data.landmark_regions import NUM_LANDMARKS
 from dyntet.formats.dataset import Dataset, FaceModel
-from dyntet.rig.controls import NAMES, ControlsError, head_landmarks, measures
+from dyntet.rig.controls import NAMES, ControlsError, Normalisation, head_landmarks, measures
 from dyntet.rig.curves import Curves, read_curves, write_curves
 from dyntet.rig.fit import ControlMap, clip_points, fit_controls
 from dyntet.rig.meshes import fitted_keys
@@ -147,3 +147,20 @@ def test_curves_round_trip_and_live_link_face_timing(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         take.select(("jawOpen", "tongueOut"))
+
+
+def test_projection_stays_on_the_sliders_and_reproduces_alpha():
+    """More controls than α dimensions: the projection must still be in 0..1.5 and give α back."""
+    from dyntet.rig.sequence_rig import SLIDER_MAX, project
+
+    rng = np.random.default_rng(1)
+    names = tuple(f"c{i}" for i in range(6))
+    control_map = ControlMap(names, Normalisation(np.zeros(6), np.ones(6)), rng.normal(size=4).astype(np.float32),
+                             rng.normal(size=(6, 4)).astype(np.float32), 0.0, 0.0)
+    true = rng.uniform(0.0, 1.0, size=(20, 6)) * (rng.uniform(size=(20, 6)) < 0.5)
+    alpha = control_map.expression(true)
+    controls = project(control_map, alpha, ridge=1e-6)
+    assert controls.min() >= 0.0 and controls.max() <= SLIDER_MAX
+    np.testing.assert_allclose(control_map.expression(controls), alpha, atol=2e-3)
+    plain, *_ = np.linalg.lstsq(control_map.weights.T, (alpha - control_map.bias).T, rcond=None)
+    assert plain.min() < 0.0  # what the bounds are for: the minimum-norm answer leaves the sliders

@@ -2,10 +2,10 @@
 
 Holds ``names`` [C], ``basis`` float32 [V, 3], ``keys`` float32 [C, V, 3] (head space, metres: the run's
 fitted keys, :func:`dyntet.rig.meshes.fitted_keys`) and ``weights`` float32 [T, C], the controls of each
-generated frame. The weights are the least-squares controls of each frame's α under the run's map
-(clipped to the sliders' 0..1.5), so every drive source — the own clip, another person, a curves CSV —
-gets named curves the same way; the add-on's corrective layer (``vertices`` − key mix) keeps the
-default look exact.
+generated frame. The weights are the bounded least-squares controls of each frame's α under the run's
+map (within the sliders' 0..1.5, :func:`project`), so every drive source — the own clip, another
+person, a curves CSV — gets named curves the same way; the add-on's corrective layer (``vertices`` −
+key mix) keeps the default look exact.
 """
 
 from __future__ import annotations
@@ -26,11 +26,22 @@ SEQUENCE_FILE = "controls.npz"
 SLIDER_MAX = 1.5
 
 
-def project(control_map: ControlMap, expression: np.ndarray) -> np.ndarray:
-    """Controls float32 [T, C] whose α is closest to ``expression`` [T, K] (clipped to 0..SLIDER_MAX)."""
-    solved, *_ = np.linalg.lstsq(control_map.weights.T.astype(np.float64),
-                                 (np.asarray(expression, np.float64) - control_map.bias).T, rcond=None)
-    return np.clip(solved.T, 0.0, SLIDER_MAX).astype(np.float32)
+def project(control_map: ControlMap, expression: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
+    """Controls float32 [T, C] in 0..SLIDER_MAX whose α is closest to ``expression`` [T, K].
+
+    There are more controls than α has dimensions, so plain least squares has no unique answer and its
+    minimum-norm one goes negative on one side of every pair (smile against frown); a bounded fit with a
+    small pull towards 0 picks the few controls a frame needs, as an animator would.
+    """
+    from scipy.optimize import lsq_linear
+
+    weights = control_map.weights.astype(np.float64)  # [C, K]
+    penalty = np.sqrt(ridge * np.mean(np.sum(weights ** 2, 1)))
+    system = np.concatenate([weights.T, penalty * np.eye(len(weights))])
+    targets = np.asarray(expression, np.float64) - control_map.bias
+    pad = np.zeros(len(weights))
+    solved = [lsq_linear(system, np.concatenate([target, pad]), bounds=(0.0, SLIDER_MAX)).x for target in targets]
+    return np.asarray(solved, np.float32).reshape(len(targets), len(weights))
 
 
 def build_run_keys(loaded, control_map: ControlMap) -> ControlKeys:
