@@ -42,11 +42,11 @@ def measure(run: Path) -> dict:
     loaded = open_run(run, "cpu")
     tracking = loaded.dataset.tracking
     frames = loaded.dataset.split("train")
-    landmarks = clip_points(loaded.dataset, frames)
+    points = clip_points(loaded.dataset, frames)
     alpha = tracking.expression[frames.start:frames.stop]
     window = loaded.config.model.geometry.expression_window
-    control_map = fit_controls(landmarks, alpha)
-    controls = control_map.controls(landmarks)
+    control_map = fit_controls(points, alpha)
+    controls = control_map.controls(points)
     geometry = FrozenGeometry.from_model(loaded.model)
     true = clip_vertices(geometry, alpha, window)
     start = time.perf_counter()

@@ -14,8 +14,8 @@ from pathlib import Path
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "rig", help="fit ARKit-named expression controls (jawOpen, eyeBlinkLeft, …) to a trained avatar",
-        description="Measure named controls on the run's training clip (tracked landmarks, head space) and fit their map "
-                    "to the expression coefficients; writes RUN/controls.npz.")
+        description="Measure named controls on the run's training clip (tracked landmarks, head space) and fit "
+                    "their map to the expression coefficients; writes RUN/controls.npz.")
     parser.add_argument("run", type=Path, help="the run folder (`dyntet train`)")
     parser.add_argument("--ridge", type=float, default=1e-3, help="regularisation per frame (default 1e-3)")
     parser.add_argument("--curves-out", type=Path, metavar="CSV",

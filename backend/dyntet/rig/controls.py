@@ -21,12 +21,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from dyntet.data.landmark_regions import NUM_LANDMARKS
+from dyntet.formats.dataset import FaceModel
 
 # MediaPipe face-mesh indices (subject's sides).
 R_EYE_OUT, R_EYE_IN, L_EYE_OUT, L_EYE_IN = 33, 133, 263, 362
 R_LID_UP, R_LID_DOWN, L_LID_UP, L_LID_DOWN = 159, 145, 386, 374
 R_IRIS, L_IRIS = 468, 473
-NOSE_TIP, NOSE_BRIDGE = 1, 6
+NOSE_TIP = 1
 R_NOSE_WING, L_NOSE_WING = 64, 294
 UPPER_LIP_OUT, LOWER_LIP_OUT, CHIN = 0, 17, 152
 LIP_UP_IN, LIP_DOWN_IN = 13, 14
@@ -99,7 +100,7 @@ class ControlsError(ValueError):
     """The landmarks cannot be measured; the message says what to do."""
 
 
-def head_landmarks(face_model, expression: np.ndarray) -> np.ndarray:
+def head_landmarks(face_model: FaceModel, expression: np.ndarray) -> np.ndarray:
     """The tracked 478 landmarks in head space, float64 [T, 478, 3], of a clip's α [T, K].
 
     The dataset keeps per frame α of its face model (the pose-normalised MediaPipe shape projected on the
@@ -109,7 +110,7 @@ def head_landmarks(face_model, expression: np.ndarray) -> np.ndarray:
         raise ControlsError(f"the dataset's face model has {face_model.mean_shape.shape[0]} points, not "
                             f"MediaPipe's {NUM_LANDMARKS} (a synthetic dataset?): named controls need real "
                             "footage preprocessed with `dyntet preprocess`")
-    return np.asarray(face_model.shape(np.asarray(expression, np.float64))[..., :NUM_LANDMARKS, :], np.float64)
+    return face_model.shape(np.asarray(expression, np.float64))[..., :NUM_LANDMARKS, :].astype(np.float64)
 
 
 def measures(points: np.ndarray) -> dict[str, np.ndarray]:
@@ -126,7 +127,8 @@ def measures(points: np.ndarray) -> dict[str, np.ndarray]:
         raise ControlsError("the tracked landmarks contain NaN or infinity: re-run `dyntet preprocess`")
     x, y, z = points[..., 0], points[..., 1], points[..., 2]
     lip_gap = y[:, LIP_UP_IN] - y[:, LIP_DOWN_IN]
-    # The jaw carries the lower lip; the chin point follows the jaw line's shading more than the bone.
+    # The jaw carries the lower lip; MediaPipe's chin point follows the jaw line's shading more than the
+    # bone, so the opening is read off the lip (the chin still serves for sideways and forward shifts).
     jaw = y[:, NOSE_TIP] - y[:, LOWER_LIP_OUT]
     mouth_width = x[:, MOUTH_L] - x[:, MOUTH_R]
     if (jaw <= 1e-6).any() or (mouth_width <= 1e-6).any():
