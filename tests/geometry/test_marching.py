@@ -319,3 +319,20 @@ def test_cuda_matches_cpu(grid8: TetGrid) -> None:
     assert torch.equal(gpu.faces.cpu(), cpu.faces) and torch.equal(gpu.edge_vertices.cpu(), cpu.edge_vertices)
     assert torch.allclose(decode(gpu, grid8.vertices.cuda(), sdf.cuda()).cpu(),
                           decode(cpu, grid8.vertices, sdf), atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_topology_within_candidates_equals_the_whole_grid(seed):
+    """Signs change only on free vertices (a band around the surface), so the candidates' topology is
+    the whole grid's: same vertices in the same order, same faces, same tets."""
+    grid = build_tet_grid(16)
+    before = shapes.sphere_sdf(grid.vertices, 0.3)
+    free = before.abs() < 3.0 / 16
+    within = marching.candidates(grid, before, free)
+    assert len(within.tets) < len(grid.tets) and len(within.edges) < len(grid.edges)
+    generator = torch.Generator().manual_seed(seed)
+    after = before + torch.where(free, 0.1 * torch.randn(before.shape, generator=generator), 0.0)
+    assert not torch.equal(before < 0, after < 0)                        # some signs did flip
+    full, banded = topology(grid, after), topology(grid, after, within)
+    for name in ("edge_vertices", "faces", "face_tets"):
+        assert torch.equal(getattr(banded, name), getattr(full, name)), name

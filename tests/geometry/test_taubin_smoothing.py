@@ -49,3 +49,19 @@ def test_gradient_is_the_transposed_map():
     reference = verts.clone().requires_grad_(True)
     (_explicit(reference, faces, 1) * weights).sum().backward()
     torch.testing.assert_close(x.grad, reference.grad)
+
+
+def test_isolated_vertices_stay_put_and_pass_their_gradient_through():
+    verts, faces = _mesh()
+    verts = torch.cat([verts[:5], torch.tensor([[0.9, 0.9, 0.9]], dtype=verts.dtype), verts[5:]])
+    faces = torch.where(faces >= 5, faces + 1, faces)                  # vertex 5 is on no face
+    smooth = taubin_smoothing(faces, verts.shape[0], 2, dtype=torch.float64)
+    x = verts.clone().requires_grad_(True)
+    out = smooth(x)
+    torch.testing.assert_close(out, _explicit(verts, faces, 2))
+    torch.testing.assert_close(out[5], verts[5])
+    weights = torch.randn_like(verts)
+    (out * weights).sum().backward()
+    reference = verts.clone().requires_grad_(True)
+    (_explicit(reference, faces, 2) * weights).sum().backward()
+    torch.testing.assert_close(x.grad, reference.grad)

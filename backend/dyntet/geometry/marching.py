@@ -127,14 +127,46 @@ def _tables(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     return _TABLES[device]
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """The only tets and edges that may be cut: int64 ascending ids into ``grid.tets`` / ``grid.edges``.
+
+    Build it with :func:`candidates` when only some vertices' signs can change; :func:`topology`
+    then reads just these and returns exactly what the whole grid would give.
+    """
+
+    tets: torch.Tensor
+    edges: torch.Tensor
+    corners: torch.Tensor
+    """int64 [T', 4]: ``grid.tets[tets]``, gathered once."""
+    ends: torch.Tensor
+    """int64 [E', 2]: ``grid.edges[edges]``, gathered once."""
+
+
 @torch.no_grad()
-def topology(grid: TetGrid, sdf: torch.Tensor) -> MarchingTopology:
+def candidates(grid: TetGrid, sdf: torch.Tensor, free: torch.Tensor) -> Candidates:
+    """Tets and edges that touch a ``free`` vertex (bool [V]: its sign may change) or are cut now.
+
+    Elsewhere every corner keeps the sign it has in ``sdf``, so what is not cut now never will be.
+    """
+    inside = sdf < 0
+    corners = inside[grid.tets]
+    cut = corners.any(1) & ~corners.all(1)
+    crossing = inside[grid.edges[:, 0]] != inside[grid.edges[:, 1]]
+    tets = (free[grid.tets].any(1) | cut).nonzero()[:, 0]
+    edges = (free[grid.edges].any(1) | crossing).nonzero()[:, 0]
+    return Candidates(tets=tets, edges=edges, corners=grid.tets[tets], ends=grid.edges[edges])
+
+
+@torch.no_grad()
+def topology(grid: TetGrid, sdf: torch.Tensor, within: Candidates | None = None) -> MarchingTopology:
     """Mesh vertices (crossing edges) and faces of the zero level set, from the SDF signs alone.
 
     Args:
         grid: the tetrahedral grid (positively oriented tets, edge tables).
         sdf: float [V] signed distance per grid vertex; inside where ``sdf < 0`` (0 counts as outside).
             Only the signs are read; gradients never flow through this function.
+        within: look only at these tets and edges (the caller guarantees no other can be cut).
 
     Returns:
         The :class:`MarchingTopology` (on the grid's device). The mesh is closed when no crossing edge
@@ -155,17 +187,21 @@ def topology(grid: TetGrid, sdf: torch.Tensor) -> MarchingTopology:
     inside_u8 = inside_v.to(torch.uint8)
 
     # Mesh vertices: one per grid edge whose endpoints differ in sign, numbered in edge order.
-    crossing_e = inside_v[grid.edges[:, 0]] != inside_v[grid.edges[:, 1]]
+    edges = grid.edges if within is None else within.ends
+    crossing_e = inside_v[edges[:, 0]] != inside_v[edges[:, 1]]
     edge_ids = crossing_e.nonzero().squeeze(1)
+    if within is not None:
+        edge_ids = within.edges[edge_ids]
     mesh_vertex_of_edge = torch.full((grid.edges.shape[0],), -1, dtype=torch.int64, device=sdf.device)
     mesh_vertex_of_edge[edge_ids] = torch.arange(edge_ids.shape[0], device=sdf.device)
 
     # Sign pattern of each tet, then the cut tets' triangles from the case table.
-    corners_tx4 = inside_u8[grid.tets]
+    corners_tx4 = inside_u8[grid.tets if within is None else within.corners]
     code_t = corners_tx4[:, 0] | corners_tx4[:, 1] << 1 | corners_tx4[:, 2] << 2 | corners_tx4[:, 3] << 3
-    cut_tets = ((code_t != 0) & (code_t != 15)).nonzero().squeeze(1)
+    cut = ((code_t != 0) & (code_t != 15)).nonzero().squeeze(1)
+    cut_tets = cut if within is None else within.tets[cut]
     counts, triangles = _tables(sdf.device)
-    code_c = code_t[cut_tets].long()
+    code_c = code_t[cut].long()
     local_cx2x3 = triangles[code_c]
     keep_cx2 = torch.arange(2, device=sdf.device) < counts[code_c, None]
     tet_edges_cx6 = grid.tet_edges[cut_tets]

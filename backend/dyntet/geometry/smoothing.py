@@ -64,21 +64,27 @@ class _SparseProduct(torch.autograd.Function):
 
 def taubin_smoothing(faces: torch.Tensor, num_vertices: int, passes: int,
                      dtype: torch.dtype = torch.float32) -> TaubinSmoothing:
-    """The smoothing operator of a triangle mesh (faces int [F, 3]); isolated vertices stay put."""
+    """The smoothing operator of a triangle mesh (faces int [F, 3]); isolated vertices stay put.
+
+    Built straight in CSR (training rebuilds it whenever the topology changes, i.e. most steps): the
+    sorted unique directed-edge keys are already CSR order, and the edge set is symmetric, so the
+    transpose has the same pattern with each entry weighted by its column's degree instead of its row's.
+    """
     faces = faces.to(torch.int64)
     rows = torch.cat([faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 1], faces[:, 2], faces[:, 0]])
     cols = torch.cat([faces[:, 1], faces[:, 2], faces[:, 0], faces[:, 0], faces[:, 1], faces[:, 2]])
-    key = torch.unique(rows * num_vertices + cols)                                   # each directed edge once
-    rows, cols = key // num_vertices, key % num_vertices
-    degree = torch.bincount(rows, minlength=num_vertices).to(dtype)
-    values = 1.0 / degree[rows]
+    key = torch.unique(rows * num_vertices + cols)                     # each directed edge once, sorted
+    degree = torch.bincount(key // num_vertices, minlength=num_vertices)
     isolated = (degree == 0).nonzero()[:, 0]
-    rows = torch.cat([rows, isolated])
-    cols = torch.cat([cols, isolated])
-    values = torch.cat([values, torch.ones(len(isolated), dtype=dtype)])
-    matrix = torch.sparse_coo_tensor(torch.stack([rows, cols]), values, (num_vertices, num_vertices),
-                                     check_invariants=False).coalesce()
+    if len(isolated):                                                  # a 1 on their diagonal
+        key = torch.sort(torch.cat([key, isolated * (num_vertices + 1)])).values
+    rows, cols = key // num_vertices, key % num_vertices
+    weight = 1.0 / degree.clamp(min=1).to(dtype)                       # isolated: degree 0 → weight 1
+    crow = torch.zeros(num_vertices + 1, dtype=torch.int64, device=faces.device)
+    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=num_vertices), 0)
+    size = (num_vertices, num_vertices)
     with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is stable
         warnings.simplefilter("ignore", UserWarning)
-        csr, csr_t = matrix.to_sparse_csr(), matrix.t().coalesce().to_sparse_csr()
-    return TaubinSmoothing(csr.to(faces.device), csr_t.to(faces.device), passes)
+        matrix = torch.sparse_csr_tensor(crow, cols, weight[rows], size)
+        transpose = torch.sparse_csr_tensor(crow, cols, weight[cols], size)
+    return TaubinSmoothing(matrix, transpose, passes)

@@ -167,8 +167,8 @@ def preset(name: str) -> TrainConfig:
             model=ModelConfig(
                 geometry=GeometryConfig(grid_resolution=64, hidden_dim=64, expression_feature_dim=64,
                                         smoothing_passes=8),
-                appearance=AppearanceConfig(hash_log2_table=15, hash_max_resolution=512, hidden_dim=64,
-                                            num_layers=3, expression_dim=8),
+                appearance=AppearanceConfig(hash_log2_table=17, hash_max_resolution=512, hidden_dim=128,
+                                            num_layers=4, expression_dim=8),
                 light=LightConfig(cube_resolution=16),
             ),
             iterations=20_000, minutes=16.0, batch_size=1, render_size=256, learning_rate=1e-3, final_learning_rate=1e-5,
