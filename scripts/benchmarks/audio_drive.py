@@ -142,7 +142,7 @@ def measure(run: Path, cross: Path | None) -> dict:
     backdrops = list(test)
     truth = _landmarks(np.stack([dataset.frame(i) for i in test]))
     scale = 256.0 / dataset.size
-    figures: dict = {"test_frames": len(test), "fit_s": round(fit_s, 2), "ridge": model.ridge}
+    figures: dict = {"test_frames": len(test), "fit_s": round(fit_s, 2), "ridge": model.ridge, "kernel_width": model.width}
     marks = {}
     for name, alpha in (("audio", audio_alpha), ("floor", mean), ("ceiling", tracked)):
         marks[name] = _landmarks(_render(loaded, geometry, alpha, poses, backdrops))
@@ -157,7 +157,7 @@ def measure(run: Path, cross: Path | None) -> dict:
     for name, alpha in (("audio", audio_alpha), ("floor", mean)):
         figures[f"alpha_lip_rms_{name}_mm"] = round(float(np.sqrt(np.mean(((alpha - tracked) @ lips) ** 2))) * 1e3, 4)
     figures["alpha_gap_corr"] = round(_corr(inner_lip_gap(fm, audio_alpha), inner_lip_gap(fm, tracked)), 3)
-    figures["cv_lip_rms_mm"] = round(model.summary["cv_lip_rms_m"][f"{model.ridge:g}"] * 1e3, 4)
+    figures["cv_lip_rms_mm"] = round(model.summary["cv_lip_rms_best_m"] * 1e3, 4)
     figures["cv_lip_rms_floor_mm"] = round(model.summary["cv_lip_rms_mean_expression_m"] * 1e3, 4)
     figures["realtime_factor"] = round(_realtime_factor(model, dataset), 1)
     if cross is not None:

@@ -83,3 +83,26 @@ def test_corrupt_model_file_says_how_to_refit(tmp_path):
     path.write_bytes(b"not a zip")
     with pytest.raises(AudioModelError, match="dyntet audio-fit"):
         AudioModel.load(path)
+
+
+def test_cross_validation_scores_the_model_the_fit_would_make():
+    """The eigen-decomposed solve that scores every penalty equals the direct fit on the kept blocks."""
+    from audio_helpers import face_model
+    from dyntet.audio.model import RIDGE_GRID, WIDTH_GRID, _cross_validate, _kernel_ridge, gaussian_kernel
+    from dyntet.data.landmark_regions import LIPS
+
+    rng = np.random.default_rng(3)
+    z, y = rng.normal(size=(60, 5)), rng.normal(size=(60, 4))
+    basis = face_model().expression_basis.astype(np.float64)
+    lips = basis[:, list(LIPS)].reshape(4, -1)
+    scores = _cross_validate(z, y, lips, 3, None)
+    held = np.zeros(60, bool)
+    errors = []
+    for block in range(3):
+        held[:] = False
+        held[block * 20:(block + 1) * 20] = True
+        weights, bias = _kernel_ridge(z[~held], y[~held], 2.0, 0.3)
+        pred = bias + gaussian_kernel(z[held], z[~held], 2.0) @ weights
+        errors.append(np.mean(((pred - y[held]) @ lips) ** 2))
+    assert scores[2.0, 0.3] == pytest.approx(np.mean(errors), rel=1e-9)
+    assert set(scores) == {(w, r) for w in WIDTH_GRID for r in RIDGE_GRID} | {"mean"}

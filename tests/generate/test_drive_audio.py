@@ -39,7 +39,30 @@ def test_training_fits_the_audio_model(run):
 
     model = AudioModel.load(run / AUDIO_MODEL_FILE)  # the last stage of `dyntet train` (the footage has sound)
     assert model.summary["clips"] and model.summary["frames"] > 0
-    assert model.weights.shape[0] == model.features.dim
+    assert model.support.shape == (model.summary["frames"], model.features.dim)
+    assert model.weights.shape == (model.summary["frames"], model.num_expression)
+
+
+def test_a_model_of_an_earlier_version_is_fitted_again(run, tmp_path):
+    import io
+
+    from dyntet.audio.model import AUDIO_MODEL_FILE, VERSION, AudioModel, OutdatedAudioModel
+    from dyntet.audio.run_model import run_audio_model
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    path = copy / AUDIO_MODEL_FILE
+    with np.load(path) as data:
+        arrays = dict(data)
+    meta = json.loads(str(arrays["meta"]))
+    arrays["meta"] = np.array(json.dumps({**meta, "version": VERSION - 1}))
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    path.write_bytes(buffer.getvalue())
+    with pytest.raises(OutdatedAudioModel, match="dyntet audio-fit"):
+        AudioModel.load(path)
+    refitted = run_audio_model(copy)
+    assert AudioModel.load(path).width == refitted.width  # the file was replaced by a current one
 
 
 def test_speech_drives_a_sequence_with_its_audio(run, tmp_path, capsys):

@@ -1,10 +1,12 @@
-"""The subject's audio → expression model: ridge regression from context log-mel to α.
+"""The subject's audio → expression model: kernel ridge regression from context log-mel to α.
 
-Why linear: on a few minutes of one speaker, a ridge map from ±200 ms of normalised log-mel to the
-tracked α generalises better than the small networks we tried (``docs/benchmarks.md``), fits in a second
-and runs hundreds of times faster than real time. Its penalty is chosen by cross-validation over
-contiguous blocks of the training clip (neighbouring frames are nearly copies, so shuffled folds would
-overfit), scored on the lip landmarks the face model places — the part of α the audio can explain.
+Why kernel ridge: on a few minutes (often seconds) of one speaker, a smooth non-linear map from ±200 ms
+of normalised log-mel to the tracked α generalises better than a linear one and than the small networks
+we tried (``docs/benchmarks.md``: cross-validated lip error and lip-gap correlation improve on every clip),
+it fits in about a second and still runs hundreds of times faster than real time. Its Gaussian kernel
+width and penalty are chosen by cross-validation over contiguous blocks of the training clip
+(neighbouring frames are nearly copies, so shuffled folds would overfit), scored on the lip landmarks the
+face model places — the part of α the audio can explain.
 
 Silence is handled outside the regression: frames whose loudness is far below the recording's speech
 (or below an absolute floor) are gated to the subject's *rest* expression, the mean α of its most
@@ -30,13 +32,20 @@ from dyntet.formats.dataset import FaceModel
 from dyntet.progress import Progress, ProgressFn
 
 AUDIO_MODEL_FILE = "audio_model.npz"
-VERSION = 1
-RIDGE_GRID = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
+VERSION = 2
+RIDGE_GRID = (0.1, 0.3, 1.0, 3.0)
+"""Penalties λ of ``(K + λ I)``, K the Gaussian kernel matrix of the training frames."""
+WIDTH_GRID = (0.5, 1.0, 2.0, 4.0)
+"""Kernel widths: ``k(z, z') = exp(−‖z − z'‖² / (width · D))`` on standardised features of dimension D."""
 UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
 
 
 class AudioModelError(ValueError):
     """The audio model cannot be fitted or loaded; the message says what to do."""
+
+
+class OutdatedAudioModel(AudioModelError):
+    """The file holds a model of an earlier version of dyntet: fit it again (nothing else is lost)."""
 
 
 @dataclass(frozen=True)
@@ -61,13 +70,15 @@ class AudioModel:
 
     feature_mean: np.ndarray   # float32 [D]
     feature_std: np.ndarray    # float32 [D]
-    weights: np.ndarray        # float32 [D, K]
+    support: np.ndarray        # float32 [N, D]: the training frames' standardised features
+    weights: np.ndarray        # float32 [N, K]: their dual coefficients
     bias: np.ndarray           # float32 [K]
     rest: np.ndarray           # float32 [K]: α of the closed, silent mouth
     voice_mean: np.ndarray     # float32 [n_mels]: the training voice (prior of short recordings' CMVN)
     voice_std: np.ndarray      # float32 [n_mels]
     ridge: float
-    smoothing_frames: float = 1.0
+    width: float
+    smoothing_frames: float = 0.5
     """σ of the Gaussian smoothing of α over time, in video frames."""
     features: FeatureConfig = field(default_factory=FeatureConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -90,7 +101,8 @@ class AudioModel:
     def _regress(self, spec: Spectrum, times_s: np.ndarray) -> np.ndarray:
         prior = VoiceStats(self.voice_mean.astype(np.float64), self.voice_std.astype(np.float64), 0)
         x = frame_features(normalised(spec, self.features, prior), times_s, self.features)
-        return ((x - self.feature_mean) / self.feature_std) @ self.weights + self.bias
+        z = (x - self.feature_mean) / self.feature_std
+        return gaussian_kernel(z, self.support, self.width) @ self.weights + self.bias
 
     def speech_weight(self, spec: Spectrum, times_s: np.ndarray) -> np.ndarray:
         """float [T] in [0, 1]: 0 in silence, 1 in speech (see :class:`GateConfig`)."""
@@ -100,10 +112,11 @@ class AudioModel:
         return np.clip((loud - threshold) / self.gate.soft, 0.0, 1.0)
 
     def save(self, path: Path) -> None:
-        meta = {"version": VERSION, "ridge": self.ridge, "smoothing_frames": self.smoothing_frames,
+        meta = {"version": VERSION, "ridge": self.ridge, "width": self.width, "smoothing_frames": self.smoothing_frames,
                 "features": self.features.to_dict(), "gate": self.gate.__dict__, "summary": self.summary}
         buffer = io.BytesIO()
-        np.savez(buffer, feature_mean=self.feature_mean, feature_std=self.feature_std, weights=self.weights,
+        np.savez(buffer, feature_mean=self.feature_mean, feature_std=self.feature_std, support=self.support,
+                 weights=self.weights,
                  bias=self.bias, rest=self.rest, voice_mean=self.voice_mean, voice_std=self.voice_std,
                  meta=np.array(json.dumps(meta)))
         write_bytes_atomic(path, buffer.getvalue())
@@ -114,13 +127,14 @@ class AudioModel:
 
         path = Path(path)
         hint = f"fit it again with `dyntet audio-fit {path.parent}`"
-        data = load_npz(path, ("feature_mean", "feature_std", "weights", "bias", "rest", "voice_mean",
+        data = load_npz(path, ("feature_mean", "feature_std", "support", "weights", "bias", "rest", "voice_mean",
                                "voice_std", "meta"), hint, AudioModelError)
         meta = json.loads(str(data["meta"]))
         if meta.get("version") != VERSION:
-            raise AudioModelError(f"{path} has version {meta.get('version')}, this dyntet reads {VERSION}: {hint}")
-        return cls(data["feature_mean"], data["feature_std"], data["weights"], data["bias"], data["rest"],
-                   data["voice_mean"], data["voice_std"], float(meta["ridge"]), float(meta["smoothing_frames"]), FeatureConfig.from_dict(meta["features"]),
+            raise OutdatedAudioModel(f"{path} has version {meta.get('version')}, this dyntet reads {VERSION}: {hint}")
+        return cls(data["feature_mean"], data["feature_std"], data["support"], data["weights"], data["bias"],
+                   data["rest"], data["voice_mean"], data["voice_std"], float(meta["ridge"]), float(meta["width"]),
+                   float(meta["smoothing_frames"]), FeatureConfig.from_dict(meta["features"]),
                    GateConfig(**meta["gate"]), meta.get("summary", {}))
 
 
@@ -135,7 +149,7 @@ class TrainingClip:
 
 
 def fit_audio_model(clips: list[TrainingClip], face_model: FaceModel, features: FeatureConfig = FeatureConfig(),
-                    gate: GateConfig = GateConfig(), smoothing_frames: float = 1.0, folds: int = 5,
+                    gate: GateConfig = GateConfig(), smoothing_frames: float = 0.5, folds: int = 5,
                     progress: ProgressFn | None = None) -> AudioModel:
     """Fit the model on the clips, whose α are in ``face_model``'s basis (its lip points score the
     cross-validation; its inner-lip gap picks the rest expression).
@@ -166,50 +180,59 @@ def fit_audio_model(clips: list[TrainingClip], face_model: FaceModel, features: 
     lips = basis[:, list(LIPS), :].reshape(len(basis), -1)  # [K, 3L]
     cv = _cross_validate(z, y, lips, folds, progress)
     baseline = cv.pop("mean")
-    ridge = min(cv, key=cv.get)
-    _report(progress, "fit", 0, 1, f"ridge {ridge:g}")
-    weights, bias = _ridge(z, y, ridge)
+    width, ridge = min(cv, key=cv.get)
+    _report(progress, "fit", 0, 1, f"width {width:g}, penalty {ridge:g}")
+    weights, bias = _kernel_ridge(z, y, width, ridge)
     gap = inner_lip_gap(face_model, y)
     rest = y[gap <= np.percentile(gap, 10)].mean(0)
-    _report(progress, "fit", 1, 1, f"ridge {ridge:g}")
+    _report(progress, "fit", 1, 1, f"width {width:g}, penalty {ridge:g}")
     summary = {"clips": [c.name for c in clips], "frames": int(len(x)),
                "seconds": round(float(sum(len(c.samples) for c in clips) / SAMPLE_RATE), 2),
-               "cv_lip_rms_m": {f"{k:g}": float(np.sqrt(v)) for k, v in cv.items()},
+               "cv_lip_rms_m": {f"{w:g}/{r:g}": float(np.sqrt(v)) for (w, r), v in cv.items()},
+               "cv_lip_rms_best_m": float(np.sqrt(cv[width, ridge])),
                "cv_lip_rms_mean_expression_m": float(np.sqrt(baseline))}
-    return AudioModel(mean.astype(np.float32), std.astype(np.float32), weights.astype(np.float32),
-                      bias.astype(np.float32), rest.astype(np.float32), voice_mean.astype(np.float32),
-                      voice_std.astype(np.float32), float(ridge), float(smoothing_frames),
-                      features, gate, summary)
+    return AudioModel(mean.astype(np.float32), std.astype(np.float32), z.astype(np.float32),
+                      weights.astype(np.float32), bias.astype(np.float32), rest.astype(np.float32),
+                      voice_mean.astype(np.float32), voice_std.astype(np.float32), float(ridge), float(width),
+                      float(smoothing_frames), features, gate, summary)
 
 
-def _ridge(z: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge on standardised features; the penalty is per frame (``ridge · ‖W‖²`` on mean squared error)."""
+def gaussian_kernel(a: np.ndarray, b: np.ndarray, width: float) -> np.ndarray:
+    """float [len(a), len(b)]: ``exp(−‖a_i − b_j‖² / (width · D))`` for standardised features [*, D]."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None] - 2.0 * a @ b.T
+    return np.exp(-np.maximum(squared, 0.0) / (width * a.shape[1]))
+
+
+def _kernel_ridge(z: np.ndarray, y: np.ndarray, width: float, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """Dual coefficients [N, K] and bias [K]: ``α = (K + λ I)⁻¹ (y − ȳ)``, prediction ``ȳ + k(z) α``."""
     y_mean = y.mean(0)
-    gram = z.T @ z + ridge * np.eye(z.shape[1])
-    weights = np.linalg.solve(gram, z.T @ (y - y_mean))
-    return weights, y_mean - z.mean(0) @ weights
+    gram = gaussian_kernel(z, z, width) + ridge * np.eye(len(z))
+    return np.linalg.solve(gram, y - y_mean), y_mean
 
 
 def _cross_validate(z: np.ndarray, y: np.ndarray, lips: np.ndarray, folds: int,
                     progress: ProgressFn | None) -> dict[Any, float]:
-    """Mean squared lip-landmark error (m²) per ridge penalty over contiguous held-out blocks, plus the
+    """Mean squared lip-landmark error (m²) per (width, penalty) over contiguous held-out blocks, plus the
     mean-α baseline under ``"mean"``."""
     edges = np.linspace(0, len(z), folds + 1).round().astype(int)
-    errors: dict[Any, list[float]] = {r: [] for r in (*RIDGE_GRID, "mean")}
+    errors: dict[Any, list[float]] = {(w, r): [] for w in WIDTH_GRID for r in RIDGE_GRID}
+    errors["mean"] = []
     for f in range(folds):
         held = np.zeros(len(z), bool)
         held[edges[f]:edges[f + 1]] = True
         zt, yt, zh, yh = z[~held], y[~held], z[held], y[held]
-        y_mean, z_mean = yt.mean(0), zt.mean(0)
-        values, vectors = np.linalg.eigh((zt - z_mean).T @ (zt - z_mean))
-        projected = vectors.T @ ((zt - z_mean).T @ (yt - y_mean))
-        for r in RIDGE_GRID:
-            weights = vectors @ (projected / (values + r)[:, None])
-            pred = y_mean + (zh - z_mean) @ weights
-            errors[r].append(float(np.mean(((pred - yh) @ lips) ** 2)))
+        y_mean = yt.mean(0)
+        for w in WIDTH_GRID:
+            values, vectors = np.linalg.eigh(gaussian_kernel(zt, zt, w))
+            projected = vectors.T @ (yt - y_mean)
+            cross = gaussian_kernel(zh, zt, w) @ vectors
+            for r in RIDGE_GRID:
+                pred = y_mean + cross @ (projected / (values + r)[:, None])
+                errors[w, r].append(float(np.mean(((pred - yh) @ lips) ** 2)))
         errors["mean"].append(float(np.mean(((y_mean - yh) @ lips) ** 2)))
         _report(progress, "cross-validate", f + 1, folds, f"block {f + 1} of {folds}")
-    return {r: float(np.mean(v)) for r, v in errors.items()}
+    return {key: float(np.mean(v)) for key, v in errors.items()}
 
 
 def inner_lip_gap(face_model: FaceModel, expression: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ import numpy as np
 
 from dyntet.audio.decode import AudioError, load_speech
 from dyntet.audio.features import frame_times
-from dyntet.audio.model import AUDIO_MODEL_FILE, AudioModel, AudioModelError, TrainingClip, fit_audio_model
+from dyntet.audio.model import (AUDIO_MODEL_FILE, AudioModel, AudioModelError, OutdatedAudioModel, TrainingClip,
+                                fit_audio_model)
 from dyntet.formats.dataset import Dataset, DatasetError
 from dyntet.progress import ProgressFn
 
@@ -79,8 +80,12 @@ def fit_run_audio(run: Path, extra: list[Path] | tuple[Path, ...] = (), progress
 
 def run_audio_model(run: Path, progress: ProgressFn | None = None) -> AudioModel:
     """``RUN/audio_model.npz``, fitted first when the run has none yet (a run trained before audio driving
-    existed, or whose training stopped before its last stage)."""
+    existed, or whose training stopped before its last stage) or only one an earlier dyntet wrote (refitted
+    on the run's train split; ``dyntet audio-fit RUN --with ...`` adds other sessions again)."""
     path = Path(run) / AUDIO_MODEL_FILE
     if path.exists():
-        return AudioModel.load(path)
+        try:
+            return AudioModel.load(path)
+        except OutdatedAudioModel:
+            pass
     return fit_run_audio(run, progress=progress)

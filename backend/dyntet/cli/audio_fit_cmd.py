@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     except AudioModelError as exc:
         raise UserFacingError(str(exc)) from None
     summary = model.summary
-    rms = summary["cv_lip_rms_m"][f"{model.ridge:g}"] * 1000
+    rms = summary["cv_lip_rms_best_m"] * 1000
     baseline = summary["cv_lip_rms_mean_expression_m"] * 1000
     print(f"audio model → {args.run / AUDIO_MODEL_FILE}: {summary['seconds']:.1f} s of speech, {summary['frames']} "
           f"frames from {', '.join(summary['clips'])}; held-out lip error {rms:.2f} mm (a still mouth: "
