@@ -127,11 +127,14 @@ class AudioModel:
 
         path = Path(path)
         hint = f"fit it again with `dyntet audio-fit {path.parent}`"
-        data = load_npz(path, ("feature_mean", "feature_std", "support", "weights", "bias", "rest", "voice_mean",
-                               "voice_std", "meta"), hint, AudioModelError)
+        data = load_npz(path, ("meta",), hint, AudioModelError)
         meta = json.loads(str(data["meta"]))
-        if meta.get("version") != VERSION:
+        if meta.get("version") != VERSION:  # before the arrays: an earlier version's are not these
             raise OutdatedAudioModel(f"{path} has version {meta.get('version')}, this dyntet reads {VERSION}: {hint}")
+        missing = [name for name in ("feature_mean", "feature_std", "support", "weights", "bias", "rest",
+                                     "voice_mean", "voice_std") if name not in data]
+        if missing:
+            raise AudioModelError(f"{path} lacks the arrays {missing}: {hint}")
         return cls(data["feature_mean"], data["feature_std"], data["support"], data["weights"], data["bias"],
                    data["rest"], data["voice_mean"], data["voice_std"], float(meta["ridge"]), float(meta["width"]),
                    float(meta["smoothing_frames"]), FeatureConfig.from_dict(meta["features"]),
