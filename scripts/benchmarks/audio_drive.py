@@ -19,6 +19,8 @@ each; keys are then prefixed with the run folder's name). For each run:
    the avatar driven by the first 10 s of that speaker's audio, head motion its own, on its own torso
    re-timed to that motion (as ``dyntet render`` does); correlation of the
    render's inner-lip gap with the speech's loudness envelope (frame RMS in dB, ±40 ms).
+   ``loudness_corr_truth``: the same correlation for the subject's own mouth and voice (ground-truth
+   test frames against their audio) — what faithful lip motion scores on this figure.
 
 α-space figures beside them (no rendering): ``alpha_lip_rms_*_mm`` on the test split, and the audio
 model's cross-validated lip error on the train split.
@@ -152,6 +154,7 @@ def measure(run: Path, cross: Path | None) -> dict:
     figures["gap_closed"] = round((figures["lmd_floor"] - figures["lmd_audio"]) / span, 3) if span > 0 else None
     figures["mouth_corr"] = round(_corr(_gap(marks["audio"]), _gap(truth)), 3)
     figures["mouth_corr_ceiling"] = round(_corr(_gap(marks["ceiling"]), _gap(truth)), 3)
+    figures["loudness_corr_truth"] = round(_corr(_gap(truth), _loudness_db(clip.samples, clip.times_s)), 3)
     fm = dataset.face_model
     lips = fm.expression_basis[:, list(LIPS)].reshape(fm.num_expression, -1).astype(np.float64)
     for name, alpha in (("audio", audio_alpha), ("floor", mean)):

@@ -106,3 +106,25 @@ def test_cross_validation_scores_the_model_the_fit_would_make():
         errors.append(np.mean(((pred - y[held]) @ lips) ** 2))
     assert scores[2.0, 0.3] == pytest.approx(np.mean(errors), rel=1e-9)
     assert set(scores) == {(w, r) for w in WIDTH_GRID for r in RIDGE_GRID} | {"mean"}
+
+
+def test_long_footage_is_cross_validated_on_a_subset_and_fitted_on_all(monkeypatch):
+    """Cross-validation is O(N³) per fit: footage longer than the cap is scored on every k-th frame, but
+    the model keeps every frame (and still learns the mouth)."""
+    import dyntet.audio.model as audio_model
+    from audio_helpers import face_model
+
+    seen = []
+    scored = audio_model._cross_validate
+    monkeypatch.setattr(audio_model, "CV_MAX_FRAMES", 300)
+    monkeypatch.setattr(audio_model, "_cross_validate", lambda z, *rest: seen.append(len(z)) or scored(z, *rest))
+    fm = face_model()
+    audio, opening = talking(40.0, seed=1)
+    alpha = np.zeros((len(opening), fm.num_expression))
+    alpha[:, 0] = opening
+    model = fit_audio_model([TrainingClip(audio, frame_times(len(opening), FPS), alpha, "talking")], fm)
+    assert len(opening) > 600 and seen == [len(range(0, len(opening), -(-len(opening) // 300)))] and seen[0] <= 300
+    assert len(model.support) == len(opening)
+    held_audio, held_opening = talking(12.0, seed=7)
+    predicted = model.expression(held_audio, frame_times(len(held_opening), FPS))
+    assert np.corrcoef(predicted[:, 0], held_opening)[0, 1] > 0.8
