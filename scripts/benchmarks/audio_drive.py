@@ -41,7 +41,7 @@ from dyntet.audio.decode import SAMPLE_RATE, load_speech
 from dyntet.audio.features import frame_times
 from dyntet.audio.model import inner_lip_gap
 from dyntet.audio.run_model import dataset_clip, fit_run_audio
-from dyntet.data.landmark_regions import LIPS
+from dyntet.data.landmark_regions import INNER_LIPS, LIPS
 from dyntet.face.tracking import FaceMeshTracker
 from dyntet.formats.dataset import Dataset
 from dyntet.generate.api import open_run
@@ -51,7 +51,7 @@ from dyntet.generate.video import footage_backdrop, render_frames, to_linear
 from dyntet.model.dyntet import expression_windows
 from dyntet.rig.drive_curves import own_motion
 
-UPPER, LOWER = 13, 14
+UPPER, LOWER = INNER_LIPS
 CROSS_SECONDS = 10.0
 
 

@@ -55,6 +55,27 @@ def test_face_samples_lie_on_the_face_with_outward_normals():
     assert samples.points[:, :2].abs().max() <= 0.05 / 0.34 + 1e-6
 
 
+def test_motion_emphasis_draws_the_moving_triangles_more_often():
+    from dyntet.model.face_prior import motion_emphasis
+
+    fm = _plane_face_model()
+    to_grid = HeadToGrid(torch.zeros(3), 1 / 0.34)
+    delta = np.random.default_rng(0).normal(0, 1, (50, 3)) * [1.0, 0.0, 0.0]  # only the jaw-like mode moves
+    emphasis = motion_emphasis(fm, delta, 4.0)
+    moving = fm.expression_basis[0][fm.triangles].any(axis=(1, 2))            # triangles the mode displaces
+    assert emphasis.shape == (len(fm.triangles),) and emphasis.min() >= 1.0
+    assert emphasis[moving].min() > 1.0 and np.allclose(emphasis[~moving], 1.0)
+    assert np.isclose(((emphasis - 1) / 4).mean(), 1.0)                        # normalised by the mean motion
+
+    def share_on_moving(samples) -> float:  # fraction of samples on the half y < 0 that the mode moves
+        return float((samples.points[:, 1] < 0).float().mean())
+
+    plain = sample_face(fm, np.zeros(3, np.float32), to_grid, 4000, torch.Generator().manual_seed(0))
+    weighted = sample_face(fm, np.zeros(3, np.float32), to_grid, 4000, torch.Generator().manual_seed(0), emphasis)
+    assert share_on_moving(weighted) > share_on_moving(plain) + 0.15
+    assert np.allclose(motion_emphasis(fm, np.zeros((5, 3)), 4.0), 1.0)         # a still face: area alone
+
+
 def test_image_and_mask_losses_are_zero_at_optimum_and_positive_elsewhere():
     img = torch.rand(2, 8, 8, 3)
     mask = (torch.rand(2, 8, 8, 1) > 0.5).float()

@@ -126,3 +126,40 @@ def test_kill_9_then_resume_loses_at_most_one_checkpoint_interval(tiny_dataset, 
     assert load_checkpoint(run)["iteration"] == saved + 3
     iterations = [m["iteration"] for m in _metrics(run)]
     assert iterations == list(range(1, saved + 4)), "metrics continue without gaps or duplicates"
+
+
+def test_lip_motion_ratio_measures_how_far_the_deformation_opens_the_mouth(tiny_dataset, tmp_path):
+    """1 when e·f2 at the inner-lip points is exactly the tracked motion, ½ at half of it, None on a face
+    model that is not MediaPipe's (the synthetic subject's)."""
+    from dyntet.formats.dataset import FaceModel
+    from dyntet.train.evaluate import lip_motion_ratio
+
+    run = train(tiny_dataset, tmp_path / "run", preset="preview", overrides=TINY, device="cpu")
+    loaded = load_run(run, "cpu")
+    assert lip_motion_ratio(loaded, "train") is None and "lip_motion_ratio" not in evaluate(loaded).mean()
+
+    model, dataset = loaded.model, loaded.dataset
+    k = dataset.face_model.num_expression
+    rng = np.random.default_rng(1)
+    basis = np.zeros((k, 478, 3), np.float32)
+    basis[0, 14, 1] = -0.01                                   # α₀ drops the lower lip by 1 cm
+    basis[1, 13, 1] = 0.004                                   # α₁ raises the upper lip
+    mean_shape = rng.normal(0, 0.03, (478, 3)).astype(np.float32)
+    mean_shape[[13, 14]] = [[0, 0.01, 0.05], [0, -0.01, 0.05]]   # lips 2 cm apart
+    dataset.face_model = FaceModel(mean_shape, basis, np.array([[0, 13, 14]], np.int32))
+    dataset.tracking.landmarks = np.zeros((dataset.num_frames, 478, 2), np.float32)
+    dataset.tracking.expression = rng.normal(0, 0.3, dataset.tracking.expression.shape).astype(np.float32)
+    scale = float(model.head_to_grid.scale)
+    centre = loaded.config.model.geometry.expression_window // 2
+    pair = torch.from_numpy(basis[:, [13, 14]] * scale)      # grid units per unit of α
+    geometry = model.geometry
+
+    class CentreFrameDelta(torch.nn.Module):  # the "feature" is the frame's α − ᾱ itself
+        def forward(self, windows):
+            return windows[:, centre] - model.mean_expression
+
+    geometry.expression_encoder = CentreFrameDelta()
+    for gain in (1.0, 0.5):
+        geometry.sdf_elastic = lambda points: (points.new_zeros(len(points)), points.new_ones(len(points)))
+        geometry.offsets = lambda code, features, gain=gain: gain * torch.einsum("bk,knd->bnd", features, pair)
+        assert lip_motion_ratio(loaded, "train") == pytest.approx(gain, abs=0.01)

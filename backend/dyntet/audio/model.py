@@ -26,7 +26,7 @@ import numpy as np
 from dyntet.audio.decode import SAMPLE_RATE
 from dyntet.audio.features import (FeatureConfig, Spectrum, VoiceStats, frame_features, frame_loudness,
                                    normalised, spectrum, voice_stats)
-from dyntet.data.landmark_regions import LIPS
+from dyntet.data.landmark_regions import INNER_LIPS, LIPS
 from dyntet.formats.atomic import write_bytes_atomic
 from dyntet.formats.dataset import FaceModel
 from dyntet.progress import Progress, ProgressFn
@@ -39,7 +39,6 @@ WIDTH_GRID = (0.5, 1.0, 2.0, 4.0)
 """Kernel widths: ``k(z, z') = exp(−‖z − z'‖² / (width · D))`` on standardised features of dimension D."""
 CV_MAX_FRAMES = 2000
 """Cross-validation scores every k-th frame of longer footage (each fit is O(N³)); the final fit uses all."""
-UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
 
 
 class AudioModelError(ValueError):
@@ -243,7 +242,7 @@ def _cross_validate(z: np.ndarray, y: np.ndarray, lips: np.ndarray, folds: int,
 
 def inner_lip_gap(face_model: FaceModel, expression: np.ndarray) -> np.ndarray:
     """Distance between the inner lips (metres) per frame of α [..., K]."""
-    pair = [UPPER_INNER_LIP, LOWER_INNER_LIP]
+    pair = list(INNER_LIPS)
     mean = np.asarray(face_model.mean_shape, np.float64)[pair]                  # [2, 3]
     basis = np.asarray(face_model.expression_basis, np.float64)[:, pair]        # [K, 2, 3]
     points = mean + np.tensordot(np.asarray(expression, np.float64), basis, axes=([-1], [0]))

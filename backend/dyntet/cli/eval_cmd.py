@@ -1,4 +1,5 @@
-"""``dyntet eval RUN``: held-out PSNR (full and head region), SSIM, mask IoU, LPIPS when available."""
+"""``dyntet eval RUN``: held-out PSNR (full frame, head, mouth, eyes), SSIM, mask IoU, LPIPS when available,
+the canonical mesh's faceting and how far the learnt deformation opens the mouth (``lip_motion_ratio``)."""
 
 from __future__ import annotations
 

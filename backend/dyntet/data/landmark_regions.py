@@ -16,6 +16,8 @@ LIPS = (0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 
 RIGHT_EYE = (7, 33, 133, 144, 145, 153, 154, 155, 157, 158, 159, 160, 161, 163, 173, 246)
 LEFT_EYE = (249, 263, 362, 373, 374, 380, 381, 382, 384, 385, 386, 387, 388, 390, 398, 466)
 NUM_LANDMARKS = 478
+INNER_LIPS = (13, 14)
+"""The midpoints of the upper and lower inner lip: their distance is the mouth's opening."""
 
 MARGIN = 0.25
 """Each box grows by this fraction of its width on every side: the contours run along the lip and

@@ -34,13 +34,15 @@ def face_normals_np(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 
 
 def sample_face(face_model: FaceModel, mean_expression: np.ndarray, head_to_grid, count: int,
-                generator: torch.Generator | None = None) -> FaceSamples:
-    """Sample ``count`` points uniformly by area on the face model at ᾱ (barycentric weights)."""
+                generator: torch.Generator | None = None, emphasis: np.ndarray | None = None) -> FaceSamples:
+    """Sample ``count`` points on the face model at ᾱ (barycentric weights): uniformly by area, or by
+    area × ``emphasis`` (float [F], one factor per triangle; see :func:`motion_emphasis`)."""
     mean_m = face_model.shape(mean_expression).astype(np.float32)
     triangles = face_model.triangles.astype(np.int64)
     a, b, c = (mean_m[triangles[:, i]] for i in range(3))
     areas = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
-    probs = torch.from_numpy(areas / areas.sum())
+    density = areas if emphasis is None else areas * emphasis
+    probs = torch.from_numpy(density / density.sum())
     tri = torch.multinomial(probs, count, replacement=True, generator=generator).numpy()
     r1, r2 = torch.rand(2, count, generator=generator).numpy()
     s1 = np.sqrt(r1)
@@ -53,6 +55,18 @@ def sample_face(face_model: FaceModel, mean_expression: np.ndarray, head_to_grid
     return FaceSamples(points=head_to_grid(torch.from_numpy(points_m)),
                        normals=torch.from_numpy(normals.astype(np.float32)),
                        basis=torch.from_numpy((basis_m * scale).astype(np.float32)))
+
+
+def motion_emphasis(face_model: FaceModel, expression_delta: np.ndarray, strength: float) -> np.ndarray:
+    """float [F]: ``1 + strength · m / mean(m)``, m each triangle's RMS displacement under the tracked
+    α − ᾱ [T, K]. Why: the lips are a few percent of the face's area but most of its motion, and Eq. 15
+    averaged by area leaves them to a few samples a step (the learnt mouth then hardly opens)."""
+    step = max(1, len(expression_delta) // 200)
+    moved = np.tensordot(np.asarray(expression_delta, np.float64)[::step], face_model.expression_basis, axes=([1], [0]))
+    per_point = np.sqrt((moved ** 2).sum(-1).mean(0))                                  # [P]
+    per_triangle = per_point[face_model.triangles].mean(1)
+    mean = float(per_triangle.mean())
+    return 1.0 + strength * per_triangle / mean if mean > 0 else np.ones(len(per_triangle))
 
 
 @dataclass

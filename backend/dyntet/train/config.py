@@ -46,6 +46,10 @@ class TrainConfig:
     """a of Eq. 14, in grid units (the grid cube is 1 unit wide)."""
     face_samples: int = 4096
     """Face-model surface points per iteration for Eqs. 14–15."""
+    face_sample_motion: float = 0.0
+    """Draw those points by area × (1 + this × the triangle's tracked motion / the mean motion), so the
+    moving lips and jaw get their share of Eq. 15 (:func:`dyntet.model.face_prior.motion_emphasis`);
+    0 draws by area alone (the paper)."""
     topology_refresh_every: int = 1
     """Evaluate f1 on the whole grid every this many steps, in between only near the surface
     (:class:`dyntet.train.surface_cache.SurfaceCache`); 1 is the reference, every step."""

@@ -1,5 +1,5 @@
 """Held-out evaluation of a run: PSNR (full frame, head, mouth and eyes), SSIM, mask IoU, LPIPS if
-available, and the faceting of the canonical mesh."""
+available, the faceting of the canonical mesh, and how far the mesh opens the mouth."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from dyntet.formats.dataset import Dataset
 from dyntet.formats.run import RunFolder, RunFolderError
 from dyntet.nn.grid_convert import adapt_state_dict
-from dyntet.data.landmark_regions import region_masks
+from dyntet.data.landmark_regions import INNER_LIPS, region_masks
 from dyntet.geometry.mesh import faceting_deg
 from dyntet.model.dyntet import DynTet, expression_windows
 from dyntet.model.losses import OptionalLPIPS
@@ -84,13 +84,16 @@ class EvalReport:
     frames: list[FrameResult] = field(default_factory=list)
     faceting_deg: float | None = None
     """Mean angle between neighbouring face normals of the canonical mesh (lower is smoother)."""
+    lip_motion_ratio: float | None = None
+    """See :func:`lip_motion_ratio` (None without a MediaPipe face model)."""
 
     def mean(self) -> dict[str, float]:
         keys = ["psnr", "psnr_head", "ssim", "mask_iou"]
         keys += [k for k in OPTIONAL_KEYS if self.frames and all(getattr(f, k) is not None for f in self.frames)]
         out = {k: float(np.mean([getattr(f, k) for f in self.frames])) for k in keys}
-        if self.faceting_deg is not None:
-            out["faceting_deg"] = self.faceting_deg
+        for key in ("faceting_deg", "lip_motion_ratio"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
     def to_dict(self) -> dict:
@@ -146,6 +149,43 @@ def canonical_faceting(model: DynTet) -> float:
     return faceting_deg(meshes.canonical, meshes.faces)
 
 
+def lip_motion_ratio(loaded: LoadedRun, split: str) -> float | None:
+    """How far the learnt deformation opens the mouth, against the tracking: the least-squares slope,
+    over the split's frames, of the inner-lip gap the deformation field gives the face model's lip points
+    (e·f2 at their rest positions, Eq. 15) on the gap the tracked α gives them. 1 is the tracked motion;
+    a smeared mouth in the renders with a low ratio is geometry that does not open, not texture.
+
+    None when the dataset was not tracked by MediaPipe (a synthetic one, whose face model has no such
+    points) or the mouth never moves."""
+    model, dataset = loaded.model, loaded.dataset
+    face_model = dataset.face_model
+    if dataset.tracking.landmarks is None or face_model.mean_shape.shape[0] <= max(INNER_LIPS):
+        return None
+    frames = torch.tensor(list(dataset.split(split)))
+    expression = torch.from_numpy(dataset.tracking.expression.astype(np.float32))
+    pair = list(INNER_LIPS)
+    rest_m = face_model.shape(model.mean_expression.cpu().numpy())[pair].astype(np.float32)     # [2, 3]
+    basis = face_model.expression_basis[:, pair].astype(np.float64)                              # [K, 2, 3]
+    with torch.no_grad():
+        points = model.head_to_grid(torch.from_numpy(rest_m).to(model.grid_vertices.device))
+        _, elastic = model.geometry.sdf_elastic(points)
+        code = model.geometry.position_code(points)
+        offsets = []
+        for chunk in frames.split(64):
+            windows = expression_windows(expression.to(points.device), chunk.to(points.device),
+                                         loaded.config.model.geometry.expression_window)
+            features = model.geometry.expression_encoder(windows)
+            offsets.append(elastic[None, :, None] * model.geometry.offsets(code, features))
+    learnt = rest_m + torch.cat(offsets).cpu().numpy() / float(model.head_to_grid.scale)          # [T, 2, 3] m
+    tracked = rest_m + np.einsum("tk,knd->tnd", (expression[frames] - model.mean_expression.cpu()).numpy(), basis)
+    gap_learnt = np.linalg.norm(learnt[:, 1] - learnt[:, 0], axis=-1)
+    gap_tracked = np.linalg.norm(tracked[:, 1] - tracked[:, 0], axis=-1)
+    spread = gap_tracked - gap_tracked.mean()
+    if len(frames) < 2 or float(spread @ spread) < 1e-12:
+        return None
+    return float(spread @ (gap_learnt - gap_learnt.mean()) / (spread @ spread))
+
+
 def _region_psnr(pred: torch.Tensor, gt: torch.Tensor, mask: np.ndarray | None) -> float | None:
     if mask is None or not mask.any():
         return None
@@ -155,7 +195,8 @@ def _region_psnr(pred: torch.Tensor, gt: torch.Tensor, mask: np.ndarray | None) 
 
 def evaluate(loaded: LoadedRun, split: str = "test", progress: ProgressFn | None = None) -> EvalReport:
     lpips = OptionalLPIPS(True)
-    report = EvalReport(split, faceting_deg=canonical_faceting(loaded.model))
+    report = EvalReport(split, faceting_deg=canonical_faceting(loaded.model),
+                        lip_motion_ratio=lip_motion_ratio(loaded, split))
     total = len(loaded.dataset.split(split))
     landmarks = loaded.dataset.tracking.landmarks
     for i, (frame, pred, gt, alpha, head) in enumerate(rendered_frames(loaded, split)):

@@ -20,7 +20,7 @@ from dyntet.formats.atomic import write_bytes_atomic
 from dyntet.formats.dataset import Dataset, encode_png
 from dyntet.formats.run import RunFolder
 from dyntet.model.dyntet import DynTet, Meshes, RenderOutput, expression_windows
-from dyntet.model.face_prior import head_prior_sdf, sample_face
+from dyntet.model.face_prior import head_prior_sdf, motion_emphasis, sample_face
 from dyntet.nn.grid_convert import adapt_state_dict, hash_grid_backends
 from dyntet.model.losses import (OptionalLPIPS, deformation_loss, image_mse, mask_mse,
                                  normal_distance_loss)
@@ -148,6 +148,9 @@ class Trainer:
             self.elapsed_s = time.monotonic() - started  # a time budget covers the initialisation too
             log.info("f1 initialised from the face-model head prior (MSE %.2e)", init_mse)
         self.frames = FrameStore(self.dataset, "train", config.render_size, self.device)
+        self.face_emphasis = None if config.face_sample_motion <= 0 else motion_emphasis(
+            self.dataset.face_model, (self.frames.expression - self.model.mean_expression).cpu().numpy(),
+            config.face_sample_motion)
         self.preview_frame = 0
         self.surface = SurfaceCache(config.topology_refresh_every)
         if state is not None and "surface" in state:
@@ -171,7 +174,7 @@ class Trainer:
         if self.lpips.available:
             losses["lpips"] = cfg.lambda_lpips * self.lpips(pred, batch.images)
         samples = sample_face(self.dataset.face_model, model.mean_expression.cpu().numpy(), model.head_to_grid,
-                              cfg.face_samples, self.generator)
+                              cfg.face_samples, self.generator, self.face_emphasis)
         samples = type(samples)(*(t.to(self.device) for t in (samples.points, samples.normals, samples.basis)))
         losses["ndl"] = cfg.lambda_ndl * normal_distance_loss(model.geometry, samples, cfg.ndl_half_range,
                                                               self.generator)
