@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dyntet.audio.model import inner_lip_gap
 from dyntet.formats.dataset import Dataset
 from dyntet.formats.run import RunFolder, RunFolderError
 from dyntet.nn.grid_convert import adapt_state_dict
@@ -163,9 +164,7 @@ def lip_motion_ratio(loaded: LoadedRun, split: str) -> float | None:
         return None
     frames = torch.tensor(list(dataset.split(split)))
     expression = torch.from_numpy(dataset.tracking.expression.astype(np.float32))
-    pair = list(INNER_LIPS)
-    rest_m = face_model.shape(model.mean_expression.cpu().numpy())[pair].astype(np.float32)     # [2, 3]
-    basis = face_model.expression_basis[:, pair].astype(np.float64)                              # [K, 2, 3]
+    rest_m = face_model.shape(model.mean_expression.cpu().numpy())[list(INNER_LIPS)].astype(np.float32)  # [2, 3]
     with torch.no_grad():
         points = model.head_to_grid(torch.from_numpy(rest_m).to(model.grid_vertices.device))
         _, elastic = model.geometry.sdf_elastic(points)
@@ -177,9 +176,8 @@ def lip_motion_ratio(loaded: LoadedRun, split: str) -> float | None:
             features = model.geometry.expression_encoder(windows)
             offsets.append(elastic[None, :, None] * model.geometry.offsets(code, features))
     learnt = rest_m + torch.cat(offsets).cpu().numpy() / float(model.head_to_grid.scale)          # [T, 2, 3] m
-    tracked = rest_m + np.einsum("tk,knd->tnd", (expression[frames] - model.mean_expression.cpu()).numpy(), basis)
     gap_learnt = np.linalg.norm(learnt[:, 1] - learnt[:, 0], axis=-1)
-    gap_tracked = np.linalg.norm(tracked[:, 1] - tracked[:, 0], axis=-1)
+    gap_tracked = inner_lip_gap(face_model, expression[frames].numpy())
     spread = gap_tracked - gap_tracked.mean()
     if len(frames) < 2 or float(spread @ spread) < 1e-12:
         return None
