@@ -88,3 +88,22 @@ def test_rejects_bad_windows_and_empty_surfaces(loaded, geometry):
         FrozenGeometry.from_sdf(model, torch.ones(model.grid_vertices.shape[0]))
     with pytest.raises(ValueError, match="one value per grid vertex"):
         FrozenGeometry.from_sdf(model, torch.ones(5))
+
+
+def test_matches_dyntet_meshes_with_face_motion(loaded, deforming):
+    """With the face model's motion under f2, the cached path adds the same motion as the model, the
+    canonical mesh is the one without it, and frames move by more than f2 alone moves them."""
+    from dyntet.model.dyntet import DynTet
+
+    config = copy.deepcopy(deforming.config)
+    config.geometry.face_motion_reach_m = 0.03
+    moving = DynTet(config, loaded.dataset.face_model, deforming.mean_expression.numpy())
+    moving.load_state_dict(deforming.state_dict())
+    windows = _windows(loaded, [0, 7, 19, 33])
+    with torch.no_grad():
+        plain, reference = deforming.meshes(windows), moving.meshes(windows)
+    geometry = FrozenGeometry.from_model(moving)
+    np.testing.assert_allclose(geometry.vertices(windows).numpy(), reference.vertices.numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(reference.canonical.numpy(), plain.canonical.numpy(), atol=1e-6, rtol=0)
+    added = (reference.vertices - plain.vertices).norm(dim=-1).max().item()
+    assert added > 1e-4, f"the face model's motion should move the mesh ({added * 1e3:.3f} mm)"

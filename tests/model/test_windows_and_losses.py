@@ -143,6 +143,9 @@ def test_deformation_loss_is_learnt_against_an_equally_weighted_elastic_regulari
     fdl_mean, _ = deformation_loss(fresh, samples, fresh.expression_encoder(torch.zeros(1, 27, 3)),
                                    torch.zeros(1, 3))
     assert float(fdl_mean.detach()) == 0.0
+    # with the face model's own motion added under f2, a fresh f2 already meets the target exactly
+    fdl_motion, _ = deformation_loss(fresh, samples, fresh.expression_encoder(windows), alphas, target)
+    assert float(fdl_motion.detach()) == 0.0
 
 
 def test_offsets_are_elastic_times_f2_and_first_layer_split_is_exact():

@@ -51,6 +51,8 @@ class FrozenGeometry:
             tanh bound, in metres per unit of ``tanh``.
         position_code: float32 [U, H] f2's first layer on the positional encoding (bias included).
         canonical: float32 [E, 3] the mesh at the mean expression ᾱ (Eq. 8).
+        motion: float32 [E, K, 3] the face model's motion at each mesh vertex, metres per unit of α
+            (``w_a · B(x_a) + w_b · B(x_b)``, :mod:`dyntet.model.face_motion`), or None without it.
     """
 
     model: DynTet
@@ -63,6 +65,7 @@ class FrozenGeometry:
     gain_b: torch.Tensor
     position_code: torch.Tensor
     canonical: torch.Tensor
+    motion: torch.Tensor | None = None
 
     @classmethod
     def from_model(cls, model: DynTet) -> FrozenGeometry:
@@ -100,10 +103,14 @@ class FrozenGeometry:
         to_grid = model.head_to_grid
         base = to_grid.inverse(w_a * points[a] + w_b * points[b])
         unit = model.config.geometry.max_offset / float(to_grid.scale)
+        motion = None
+        if model.grid_motion is not None:
+            basis = model.grid_motion.gather(used)                                      # [U, K, 3] grid units
+            motion = ((w_a[:, :, None] * basis[a] + w_b[:, :, None] * basis[b]) / float(to_grid.scale)).contiguous()
         geometry = cls(model=model, topology=topo, faces=topo.faces, base=base.contiguous(), edge_a=a, edge_b=b,
                        gain_a=(w_a * elastic[a, None] * unit).contiguous(),
                        gain_b=(w_b * elastic[b, None] * unit).contiguous(),
-                       position_code=position_code, canonical=base)
+                       position_code=position_code, canonical=base, motion=motion)
         geometry.canonical = geometry.vertices(model.mean_window())[0]
         return geometry
 
@@ -145,11 +152,13 @@ class FrozenGeometry:
                              f"got {list(windows.shape)}")
         windows = windows.to(self.base)
         expression = geo.f2_expression(encode_expression(geo.expression_encoder, windows))  # [B, H]
+        delta = self.model.expression_delta(windows) if self.motion is not None else None
         per_chunk = max(1, max_rows // max(self.num_points, 1))
         out = torch.empty(windows.shape[0], self.num_vertices, 3, dtype=self.base.dtype, device=self.base.device)
         for start in range(0, windows.shape[0], per_chunk):
             stop = min(start + per_chunk, windows.shape[0])
-            out[start:stop] = self._decode(self._f2_tanh(expression[start:stop]))
+            out[start:stop] = self._decode(self._f2_tanh(expression[start:stop]),
+                                           None if delta is None else delta[start:stop])
         return out
 
     def _f2_tanh(self, expression: torch.Tensor) -> torch.Tensor:
@@ -166,11 +175,14 @@ class FrozenGeometry:
         out = rest.output_activation(torch.addmm(last.bias, hidden, last.weight.t()))
         return out.tanh_().reshape(batch, -1, 3)
 
-    def _decode(self, tanh_offsets: torch.Tensor) -> torch.Tensor:
-        """Eq. 6 with cached weights: float [B, U, 3] → float [B, E, 3] head space."""
+    def _decode(self, tanh_offsets: torch.Tensor, expression_delta: torch.Tensor | None = None) -> torch.Tensor:
+        """Eq. 6 with cached weights: float [B, U, 3] (and α − ᾱ float [B, K] with face motion) →
+        float [B, E, 3] head space."""
         at_a = tanh_offsets.index_select(1, self.edge_a)
         at_b = tanh_offsets.index_select(1, self.edge_b)
         verts = torch.addcmul(torch.addcmul(self.base, self.gain_a, at_a), self.gain_b, at_b)
+        if self.motion is not None and expression_delta is not None:
+            verts = verts + torch.einsum("bk,ekd->bed", expression_delta, self.motion)
         return self.model.smoothing(self.topology)(verts)  # affine-invariant: head space is fine
 
     def iter_vertices(self, windows: torch.Tensor, batch: int = 16) -> Iterator[torch.Tensor]:

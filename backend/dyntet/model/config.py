@@ -24,6 +24,10 @@ class GeometryConfig:
     smoothing_passes: int = 0
     """Taubin λ|μ smoothing pairs applied to every decoded mesh (:mod:`dyntet.geometry.smoothing`); 0 is
     the paper's plain marching tets."""
+    face_motion_reach_m: float = 0.0
+    """How far from the face surface (metres) the face model's own expression motion is carried into
+    the grid under f2 (:mod:`dyntet.model.face_motion`): Δv = e·f2 + B(x)(α − ᾱ). 0 is the paper's
+    Δv = e·f2 alone."""
     max_offset: float = 16.0
     """Bound on |f2| (tanh-scaled, grid units); Δv = e · f2 (Eq. 5). The bound only removes the e/f2
     scale ambiguity: it must be large, or the elastic regulariser (λ4 = λ3) wins against the deformation
@@ -33,6 +37,8 @@ class GeometryConfig:
     def __post_init__(self) -> None:
         if self.grid_resolution < 4 or self.grid_resolution % 2:
             raise ValueError(f"grid_resolution must be an even number >= 4, got {self.grid_resolution}")
+        if self.face_motion_reach_m < 0:
+            raise ValueError(f"face_motion_reach_m must be >= 0 (0: off), got {self.face_motion_reach_m}")
         if self.expression_window < 1 or self.expression_window % 2 == 0:
             raise ValueError(f"expression_window must be odd and positive, got {self.expression_window}")
 

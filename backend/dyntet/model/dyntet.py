@@ -4,7 +4,8 @@ Paper: Zhang et al., "Learning Dynamic Tetrahedra for High-Quality Talking Head 
 Dataflow for a batch of B frames:
 
 1. f1 on every grid vertex → SDF s, elastic e; marching-tets topology from sign(s) (no gradient).
-2. f2 only on the grid vertices that touch crossing edges; Δv = e · f2 (Eq. 5); per-frame mesh
+2. f2 only on the grid vertices that touch crossing edges; Δv = e · f2 (Eq. 5), plus, when configured,
+   the face model's own motion carried into the grid (:mod:`dyntet.model.face_motion`); per-frame mesh
    vertices by the lerp of Eq. 6 — faces are the same for every frame.
 3. The canonical mesh is the same decode at the mean expression ᾱ (Eq. 8).
 4. Rasterise each frame's mesh, interpolate canonical positions (canonical projection), query G there,
@@ -26,6 +27,7 @@ from dyntet.geometry.mesh import vertex_normals
 from dyntet.geometry.smoothing import TaubinSmoothing, taubin_smoothing
 from dyntet.geometry.tetgrid import tet_grid
 from dyntet.model.config import ModelConfig
+from dyntet.model.face_motion import FaceMotionField, GridFaceMotion, motion_offsets
 from dyntet.model.face_prior import HeadToGrid, head_frame
 from dyntet.model.networks import AppearanceNetwork, GeometryNetwork
 from dyntet.render import raster
@@ -116,6 +118,11 @@ class DynTet(nn.Module):
         self.register_buffer("mean_expression", torch.as_tensor(mean_expression, dtype=torch.float32))
         self.grid = tet_grid(geo.grid_resolution)
         self.register_buffer("grid_vertices", self.grid.vertices.clone(), persistent=False)
+        self.face_motion: FaceMotionField | None = None
+        self.grid_motion: GridFaceMotion | None = None
+        if geo.face_motion_reach_m > 0:
+            self.face_motion = FaceMotionField(face_model, mean_expression, frame, geo.face_motion_reach_m)
+            self.grid_motion = GridFaceMotion(self.face_motion, self.grid_vertices)
 
     def smoothing(self, topo: MarchingTopology) -> TaubinSmoothing:
         """The model's mesh smoothing for one topology (built once per topology)."""
@@ -157,6 +164,18 @@ class DynTet(nn.Module):
         w = self.config.geometry.expression_window
         return self.mean_expression.expand(batch, w, -1)
 
+    def expression_delta(self, windows: torch.Tensor) -> torch.Tensor:
+        """α − ᾱ of each window's centre frame: float [B, K]."""
+        return windows[:, windows.shape[1] // 2] - self.mean_expression
+
+    def face_motion_at(self, points: torch.Tensor, expression_delta: torch.Tensor) -> torch.Tensor | None:
+        """The face model's motion at arbitrary points float [N, 3] (grid space) for α − ᾱ float [B, K]:
+        float [B, N, 3] grid units, or None when the model has no face motion."""
+        if self.face_motion is None:
+            return None
+        basis = torch.from_numpy(self.face_motion.basis_at(points.detach().cpu().numpy())).to(points)
+        return motion_offsets(basis, expression_delta)
+
     def sdf(self) -> torch.Tensor:
         """SDF on every grid vertex, without gradient (it only decides the topology): float [V]."""
         with torch.no_grad():
@@ -185,6 +204,9 @@ class DynTet(nn.Module):
         code = self.geometry.position_code(points)
         features = self.geometry.expression_encoder(torch.cat([windows, self.mean_window()], 0))
         offsets = elastic[None, :, None] * self.geometry.offsets(code, features)  # [B+1, U, 3]
+        if self.grid_motion is not None:
+            delta = torch.cat([self.expression_delta(windows), torch.zeros_like(self.mean_expression)[None]])
+            offsets = offsets + motion_offsets(self.grid_motion.gather(used), delta)
         verts = decode(local_topo, points, sdf_used, offsets, check_signs=False)  # [B+1, E, 3]
         verts = self.to_head(self.smoothing(topo)(verts))
         return Meshes(faces=topo.faces, vertices=verts[:-1], canonical=verts[-1], topology=topo,

@@ -35,17 +35,22 @@ def normal_distance_loss(geometry: GeometryNetwork, samples: FaceSamples, half_r
 
 
 def deformation_loss(geometry: GeometryNetwork, samples: FaceSamples, features: torch.Tensor,
-                     expression_delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                     expression_delta: torch.Tensor, face_motion: torch.Tensor | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. 15 and the elastic regulariser R_es at face-model points.
 
     Args:
         features: float [B, D] expression features of B frames.
         expression_delta: float [B, K] α − ᾱ of those frames.
+        face_motion: float [B, N, 3], the face model's motion the avatar already adds at the samples
+            (:meth:`dyntet.model.dyntet.DynTet.face_motion_at`), or None.
     Returns:
-        (L_fdl, R_es): ‖e·f2 − U_exp(α − ᾱ)‖² averaged over points, frames and axes; mean e².
+        (L_fdl, R_es): ‖e·f2 (+ face motion) − U_exp(α − ᾱ)‖² averaged over points, frames and axes; mean e².
     """
     _, elastic = geometry.sdf_elastic(samples.points)
     offsets = elastic[None, :, None] * geometry.offsets(geometry.position_code(samples.points), features)
+    if face_motion is not None:
+        offsets = offsets + face_motion
     target = torch.einsum("bk,knd->bnd", expression_delta, samples.basis)
     return torch.mean((offsets - target) ** 2), torch.mean(elastic ** 2)
 

@@ -153,7 +153,7 @@ def canonical_faceting(model: DynTet) -> float:
 def lip_motion_ratio(loaded: LoadedRun, split: str) -> float | None:
     """How far the learnt deformation opens the mouth, against the tracking: the least-squares slope,
     over the split's frames, of the inner-lip gap the deformation field gives the face model's lip points
-    (e·f2 at their rest positions, Eq. 15) on the gap the tracked α gives them. 1 is the tracked motion;
+    (e·f2 at their rest positions, Eq. 15, plus any face motion) on the gap the tracked α gives them. 1 is the tracked motion;
     a smeared mouth in the renders with a low ratio is geometry that does not open, not texture.
 
     None when the dataset was not tracked by MediaPipe (a synthetic one, whose face model has no such
@@ -174,7 +174,9 @@ def lip_motion_ratio(loaded: LoadedRun, split: str) -> float | None:
             windows = expression_windows(expression.to(points.device), chunk.to(points.device),
                                          loaded.config.model.geometry.expression_window)
             features = model.geometry.expression_encoder(windows)
-            offsets.append(elastic[None, :, None] * model.geometry.offsets(code, features))
+            offset = elastic[None, :, None] * model.geometry.offsets(code, features)
+            motion = model.face_motion_at(points, model.expression_delta(windows))
+            offsets.append(offset if motion is None else offset + motion)
     learnt = rest_m + torch.cat(offsets).cpu().numpy() / float(model.head_to_grid.scale)          # [T, 2, 3] m
     gap_learnt = np.linalg.norm(learnt[:, 1] - learnt[:, 0], axis=-1)
     gap_tracked = inner_lip_gap(face_model, expression[frames].numpy())

@@ -180,7 +180,8 @@ class Trainer:
                                                               self.generator)
         features = meshes.features
         delta = self.frames.expression[batch.frames] - model.mean_expression
-        fdl, elastic = deformation_loss(model.geometry, samples, features, delta)
+        fdl, elastic = deformation_loss(model.geometry, samples, features, delta,
+                                        model.face_motion_at(samples.points, delta))
         losses["fdl"] = cfg.lambda_fdl * fdl
         losses["elastic"] = cfg.lambda_elastic * elastic
         if cfg.lambda_light > 0:
