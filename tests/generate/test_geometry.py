@@ -95,10 +95,14 @@ def test_matches_dyntet_meshes_with_face_motion(loaded, deforming):
     canonical mesh is the one without it, and frames move by more than f2 alone moves them."""
     from dyntet.model.dyntet import DynTet
 
-    config = copy.deepcopy(deforming.config)
-    config.geometry.face_motion_reach_m = 0.03
-    moving = DynTet(config, loaded.dataset.face_model, deforming.mean_expression.numpy())
-    moving.load_state_dict(deforming.state_dict())
+    def with_reach(reach_m: float) -> DynTet:
+        config = copy.deepcopy(deforming.config)
+        config.geometry.face_motion_reach_m = reach_m
+        model = DynTet(config, loaded.dataset.face_model, deforming.mean_expression.numpy())
+        model.load_state_dict(deforming.state_dict())
+        return model
+
+    deforming, moving = with_reach(0.0), with_reach(0.03)
     windows = _windows(loaded, [0, 7, 19, 33])
     with torch.no_grad():
         plain, reference = deforming.meshes(windows), moving.meshes(windows)

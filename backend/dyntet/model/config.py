@@ -27,7 +27,7 @@ class GeometryConfig:
     face_motion_reach_m: float = 0.0
     """How far from the face surface (metres) the face model's own expression motion is carried into
     the grid under f2 (:mod:`dyntet.model.face_motion`): Δv = e·f2 + B(x)(α − ᾱ). 0 is the paper's
-    Δv = e·f2 alone."""
+    Δv = e·f2 alone (and the full preset); the preview preset uses 0.03."""
     max_offset: float = 16.0
     """Bound on |f2| (tanh-scaled, grid units); Δv = e · f2 (Eq. 5). The bound only removes the e/f2
     scale ambiguity: it must be large, or the elastic regulariser (λ4 = λ3) wins against the deformation

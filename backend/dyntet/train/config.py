@@ -170,7 +170,7 @@ def preset(name: str) -> TrainConfig:
             preset="preview",
             model=ModelConfig(
                 geometry=GeometryConfig(grid_resolution=64, hidden_dim=64, expression_feature_dim=64,
-                                        smoothing_passes=8),
+                                        smoothing_passes=8, face_motion_reach_m=0.03),
                 appearance=AppearanceConfig(hash_log2_table=17, hash_max_resolution=512, hidden_dim=128,
                                             num_layers=4, expression_dim=8),
                 light=LightConfig(cube_resolution=16),
