@@ -12,7 +12,8 @@ each; keys are then prefixed with the run folder's name). For each run:
    the 40 lip landmarks (``dyntet.data.landmark_regions.LIPS``) between render and ground truth, in
    pixels at 256² (the peers' LMD); ``gap_closed = (lmd_floor − lmd_audio) / (lmd_floor − lmd_ceiling)``;
    ``mouth_corr``: correlation over time of the inner-lip gap (points 13–14), audio render vs ground truth
-   (``mouth_corr_ceiling`` the same for the tracked-α render).
+   (``mouth_corr_ceiling`` the same for the tracked-α render); ``gap_std_*_px``: how much that gap moves
+   (standard deviation over time, pixels at 256²) on the audio render, the tracked-α render and the footage.
 4. ``realtime_factor``: seconds of speech per second of compute for decode + features + regression of the
    run's whole clip audio (median of 5).
 5. ``cross_speaker_corr`` (with ``DYNTET_BENCH_CROSS=/path/to/dataset`` of another speaker, e.g. reagan):
@@ -154,6 +155,8 @@ def measure(run: Path, cross: Path | None) -> dict:
     figures["gap_closed"] = round((figures["lmd_floor"] - figures["lmd_audio"]) / span, 3) if span > 0 else None
     figures["mouth_corr"] = round(_corr(_gap(marks["audio"]), _gap(truth)), 3)
     figures["mouth_corr_ceiling"] = round(_corr(_gap(marks["ceiling"]), _gap(truth)), 3)
+    for name, found in (("audio", marks["audio"]), ("ceiling", marks["ceiling"]), ("truth", truth)):
+        figures[f"gap_std_{name}_px"] = round(float(np.nanstd(_gap(found))) * scale, 3)
     figures["loudness_corr_truth"] = round(_corr(_gap(truth), _loudness_db(clip.samples, clip.times_s)), 3)
     fm = dataset.face_model
     lips = fm.expression_basis[:, list(LIPS)].reshape(fm.num_expression, -1).astype(np.float64)

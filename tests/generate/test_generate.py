@@ -94,7 +94,9 @@ def test_cross_identity_drive_moves_the_jaw_with_the_drivers_jaw(cross_sequence,
     direction = shape[moving].mean(0) / np.linalg.norm(shape[moving].mean(0))
     rest = seq.vertices.mean(0)
     near, _ = cKDTree(face.mean_shape[moving]).query(rest, k=1)
-    region = near < 0.02                               # the grid-32 mesh has a vertex every ≈ 1 cm
+    # The grid-32 mesh has a vertex every ≈ 1 cm, and this 80-step avatar's surface lies ≈ 2 cm from the
+    # face model's at the jaw (measured 1.95–2.2 cm for its nearest vertices): 2 cm sat on that edge.
+    region = near < 0.03
     assert region.sum() >= 10
     motion = ((seq.vertices[:, region] - rest[region]) @ direction).mean(1)              # metres, [T]
     correlation = np.corrcoef(motion, driver_jaw)[0, 1]

@@ -62,6 +62,7 @@ def test_motion_fades_with_distance_from_the_face(lips):
     np.testing.assert_allclose(lift[:2], 1.0, atol=1e-3)
     assert 0.0 < lift[3] < lift[2] < 1.0
     np.testing.assert_allclose(lift[4:], 0.0, atol=1e-6)
+    assert field.within_reach(points).tolist() == [True] * 4 + [False] * 2
 
 
 def test_grid_table_matches_the_field_and_is_zero_out_of_reach(lips):

@@ -47,6 +47,11 @@ class FaceMotionField:
         self.outer = reach_m * float(head_to_grid.scale)
         self.inner = self.outer / 3.0
 
+    def within_reach(self, points: np.ndarray) -> np.ndarray:
+        """bool [N]: the points float [N, 3] (grid space) the motion reaches at all."""
+        dist, _ = self._tree.query(np.asarray(points, np.float64), k=1, distance_upper_bound=self.outer)
+        return np.isfinite(dist)
+
     def weights(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For points float [N, 3] grid space: sample indices int [N, k] and weights float [N, k]
         (inverse distance × fade; rows of far points are all zero)."""
@@ -73,8 +78,7 @@ class GridFaceMotion(torch.nn.Module):
     def __init__(self, field: FaceMotionField, grid_vertices: torch.Tensor) -> None:
         super().__init__()
         vertices = grid_vertices.detach().cpu().numpy()
-        dist, _ = field._tree.query(vertices, k=1, distance_upper_bound=field.outer)
-        near = np.flatnonzero(np.isfinite(dist))
+        near = np.flatnonzero(field.within_reach(vertices))
         basis = np.zeros((len(near) + 1, field.num_expression, 3), np.float32)
         basis[:-1] = field.basis_at(vertices[near])
         slot = np.full(len(vertices), len(near), np.int64)

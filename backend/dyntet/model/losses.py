@@ -12,9 +12,11 @@ from dyntet.model.networks import GeometryNetwork
 log = logging.getLogger(__name__)
 
 
-def image_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Eq. 13, first term: MSE over every pixel and channel (sRGB images in [0, 1], [B, H, W, 3])."""
-    return torch.mean((pred - target) ** 2)
+def image_mse(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. 13, first term: MSE over every pixel and channel (sRGB images in [0, 1], [B, H, W, 3]), each
+    pixel's squared error times ``weight`` [B, H, W, 1] when given (the mean is still over all pixels)."""
+    squared = (pred - target) ** 2
+    return torch.mean(squared if weight is None else squared * weight)
 
 
 def mask_mse(alpha: torch.Tensor, head_mask: torch.Tensor) -> torch.Tensor:

@@ -50,6 +50,11 @@ class TrainConfig:
     """Draw those points by area × (1 + this × the triangle's tracked motion / the mean motion), so the
     moving lips and jaw get their share of Eq. 15 (:func:`dyntet.model.face_prior.motion_emphasis`);
     0 draws by area alone (the paper)."""
+    feature_weight: float = 0.0
+    """Extra weight of the image loss inside the eye and mouth boxes (from the tracked landmarks): each
+    pixel there counts ``1 + this``. Why: the boxes are a few percent of the head, and their rare states
+    (closed lids, an open mouth) leave too small a share of the loss to be learnt at preview length
+    (docs/benchmarks.md); 0 weighs every pixel alike (the paper)."""
     topology_refresh_every: int = 1
     """Evaluate f1 on the whole grid every this many steps, in between only near the surface
     (:class:`dyntet.train.surface_cache.SurfaceCache`); 1 is the reference, every step."""
@@ -67,6 +72,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.iterations < 1 or self.batch_size < 1 or self.render_size < 16:
             raise ValueError("iterations and batch_size must be >= 1 and render_size >= 16")
+        if self.feature_weight < 0:
+            raise ValueError(f"feature_weight must be >= 0 (0: every pixel alike), got {self.feature_weight}")
         if self.minutes < 0:
             raise ValueError(f"minutes must be >= 0 (0: no time budget), got {self.minutes}")
         if not 0 < self.final_learning_rate <= self.learning_rate:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dyntet.data.landmark_regions import region_masks
 from dyntet.formats.dataset import MASK_HEAD, Dataset
 from dyntet.render.pbr import srgb_to_linear
 
@@ -16,7 +17,9 @@ from dyntet.render.pbr import srgb_to_linear
 class FrameBatch:
     """B frames: ``frames`` int64 [B] indices; images float [B, S, S, C] in sRGB [0, 1]; ``head_mask``
     [B, S, S, 1]; ``background`` [B, S, S, 3] (linear RGB, the frame with the head replaced by the plate);
-    ``poses`` [B, 4, 4]; ``intrinsics`` [4] at the training resolution."""
+    ``poses`` [B, 4, 4]; ``intrinsics`` [4] at the training resolution; ``features`` [B, S, S, 1] 1 inside
+    the eye and mouth boxes and 0 elsewhere, or None (the store was asked for none, or the dataset has no
+    MediaPipe landmarks)."""
 
     frames: torch.Tensor
     images: torch.Tensor
@@ -24,12 +27,14 @@ class FrameBatch:
     background: torch.Tensor
     poses: torch.Tensor
     intrinsics: torch.Tensor
+    features: torch.Tensor | None = None
 
 
 class FrameStore:
     """Frames, masks and cameras of one split, resized to ``size`` (uint8 in memory)."""
 
-    def __init__(self, dataset: Dataset, split: str, size: int, device: torch.device) -> None:
+    def __init__(self, dataset: Dataset, split: str, size: int, device: torch.device,
+                 feature_boxes: bool = False) -> None:
         self.dataset = dataset
         self.indices = torch.tensor(list(dataset.split(split)), dtype=torch.int64)
         self.size = size
@@ -48,6 +53,7 @@ class FrameStore:
         self.images = torch.stack(images)
         self.masks = torch.stack(masks)
         self.backgrounds = torch.stack(backgrounds)
+        self.features = _feature_boxes(dataset, self.indices.tolist(), size) if feature_boxes else None
         tracking = dataset.tracking
         self.poses = torch.from_numpy(tracking.pose)
         self.expression = torch.from_numpy(tracking.expression).to(device)
@@ -68,7 +74,22 @@ class FrameStore:
             background=srgb_to_linear(to_float(self.backgrounds[positions])),
             poses=self.poses[frames].to(self.device),
             intrinsics=self.intrinsics,
+            features=None if self.features is None else self.features[positions].to(self.device, torch.float32),
         )
+
+
+def _feature_boxes(dataset: Dataset, indices: list[int], size: int) -> torch.Tensor | None:
+    """bool [N, size, size, 1]: the eye and mouth boxes of each frame, or None without MediaPipe landmarks."""
+    landmarks = dataset.tracking.landmarks
+    if landmarks is None:
+        return None
+    boxes = []
+    for i in indices:
+        regions = region_masks(landmarks[i], dataset.size, size)
+        if regions is None:
+            return None
+        boxes.append(torch.from_numpy(regions["eyes"] | regions["mouth"]))
+    return torch.stack(boxes)[..., None]
 
 
 def _resize(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -147,7 +147,8 @@ class Trainer:
             init_mse = initialise_sdf(self.model, self.dataset, config.sdf_init_steps, config.seed)
             self.elapsed_s = time.monotonic() - started  # a time budget covers the initialisation too
             log.info("f1 initialised from the face-model head prior (MSE %.2e)", init_mse)
-        self.frames = FrameStore(self.dataset, "train", config.render_size, self.device)
+        self.frames = FrameStore(self.dataset, "train", config.render_size, self.device,
+                                 feature_boxes=config.feature_weight > 0)
         self.face_emphasis = None if config.face_sample_motion <= 0 else motion_emphasis(
             self.dataset.face_model, (self.frames.expression - self.model.mean_expression).cpu().numpy(),
             config.face_sample_motion)
@@ -170,7 +171,8 @@ class Trainer:
         meshes = self.meshes(windows)
         out = self.render(batch, windows, meshes)
         pred = linear_to_srgb(out.rgb)
-        losses = {"image": image_mse(pred, batch.images), "mask": mask_mse(out.alpha, batch.head_mask)}
+        weight = None if batch.features is None else 1.0 + cfg.feature_weight * batch.features
+        losses = {"image": image_mse(pred, batch.images, weight), "mask": mask_mse(out.alpha, batch.head_mask)}
         if self.lpips.available:
             losses["lpips"] = cfg.lambda_lpips * self.lpips(pred, batch.images)
         samples = sample_face(self.dataset.face_model, model.mean_expression.cpu().numpy(), model.head_to_grid,
@@ -192,7 +194,8 @@ class Trainer:
         self.optimizer.step()
         self.iteration += 1
         figures = {name: value.item() for name, value in losses.items()}
-        figures.update(loss=total.item(), psnr=psnr(figures["image"]), lr=lr)
+        plain = figures["image"] if weight is None else image_mse(pred.detach(), batch.images).item()
+        figures.update(loss=total.item(), psnr=psnr(plain), lr=lr)
         return figures
 
     def meshes(self, windows: torch.Tensor) -> Meshes:
