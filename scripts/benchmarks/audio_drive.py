@@ -20,6 +20,9 @@ each; keys are then prefixed with the run folder's name). For each run:
    the avatar driven by the first 10 s of that speaker's audio, head motion its own, on its own torso
    re-timed to that motion (as ``dyntet render`` does); correlation of the
    render's inner-lip gap with the speech's loudness envelope (frame RMS in dB, ±40 ms).
+   ``cross_speaker_lip_corr``: the same render's inner-lip gap against the other speaker's own filmed
+   inner-lip gap over those 10 s (MediaPipe landmarks of its dataset): lip-sync with the voice's real mouth,
+   which loudness only stands in for.
    ``loudness_corr_truth``: the same correlation for the subject's own mouth and voice (ground-truth
    test frames against their audio) — what faithful lip motion scores on this figure.
 
@@ -124,6 +127,14 @@ def _loudness_db(samples: np.ndarray, times: np.ndarray, half_s: float = 0.04) -
     return np.asarray(out)
 
 
+def _filmed_gap(dataset: Dataset, times: np.ndarray) -> np.ndarray:
+    """The dataset's tracked inner-lip gap (MediaPipe, pixels) at ``times`` (seconds from its audio's start),
+    linearly interpolated between its tracked frames."""
+    index = dataset.tracking.frame_index
+    own_times = (index - index[0] + 0.5) / dataset.fps
+    return np.interp(times, own_times, _gap(dataset.tracking.landmarks))
+
+
 def measure(run: Path, cross: Path | None) -> dict:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     loaded = open_run(run, "cpu")
@@ -180,6 +191,8 @@ def measure(run: Path, cross: Path | None) -> dict:
         figures["cross_speaker"] = other.root.name
         figures["cross_speaker_corr"] = round(_corr(gap, _loudness_db(samples, times)), 3)
         figures["cross_speaker_alpha_corr"] = round(_corr(inner_lip_gap(fm, alpha), _loudness_db(samples, times)), 3)
+        if other.tracking.landmarks is not None:
+            figures["cross_speaker_lip_corr"] = round(_corr(gap, _filmed_gap(other, times)), 3)
     figures["loadavg"] = open("/proc/loadavg").read().split()[0]
     print(f"  {run.name}: {figures}", flush=True)
     return figures

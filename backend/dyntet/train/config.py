@@ -55,6 +55,10 @@ class TrainConfig:
     pixel there counts ``1 + this``. Why: the boxes are a few percent of the head, and their rare states
     (closed lids, an open mouth) leave too small a share of the loss to be learnt at preview length
     (docs/benchmarks.md); 0 weighs every pixel alike (the paper)."""
+    rare_frame_power: float = 0.0
+    """Draw training frames with probability ∝ rarity^this, rarity the distance of a frame's face to its
+    nearest neighbours among the clip's faces (:mod:`dyntet.train.frame_sampling`), so blinks and wide
+    mouths are seen more often; 0 draws uniformly (the paper)."""
     topology_refresh_every: int = 1
     """Evaluate f1 on the whole grid every this many steps, in between only near the surface
     (:class:`dyntet.train.surface_cache.SurfaceCache`); 1 is the reference, every step."""
@@ -74,6 +78,8 @@ class TrainConfig:
             raise ValueError("iterations and batch_size must be >= 1 and render_size >= 16")
         if self.feature_weight < 0:
             raise ValueError(f"feature_weight must be >= 0 (0: every pixel alike), got {self.feature_weight}")
+        if self.rare_frame_power < 0:
+            raise ValueError(f"rare_frame_power must be >= 0 (0: uniform), got {self.rare_frame_power}")
         if self.minutes < 0:
             raise ValueError(f"minutes must be >= 0 (0: no time budget), got {self.minutes}")
         if not 0 < self.final_learning_rate <= self.learning_rate:

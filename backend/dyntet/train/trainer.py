@@ -30,6 +30,7 @@ from dyntet.train.checkpoint import load_checkpoint, save_checkpoint
 from dyntet.train.config import TrainConfig
 from dyntet.train.surface_cache import SurfaceCache
 from dyntet.train.frames import FrameBatch, FrameStore, mean_expression
+from dyntet.train.frame_sampling import FrameSampler
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,9 @@ class Trainer:
         self.face_emphasis = None if config.face_sample_motion <= 0 else motion_emphasis(
             self.dataset.face_model, (self.frames.expression - self.model.mean_expression).cpu().numpy(),
             config.face_sample_motion)
+        self.sampler = FrameSampler(self.dataset.face_model,
+                                    self.dataset.tracking.expression[self.frames.indices.numpy()],
+                                    config.rare_frame_power)
         self.preview_frame = 0
         self.surface = SurfaceCache(config.topology_refresh_every)
         if state is not None and "surface" in state:
@@ -161,7 +165,7 @@ class Trainer:
     def step(self) -> dict[str, float]:
         cfg = self.config
         model = self.model
-        positions = torch.randint(0, len(self.frames), (cfg.batch_size,), generator=self.generator)
+        positions = self.sampler.draw(cfg.batch_size, self.generator)
         batch = self.frames.batch(positions)
         lr = learning_rate(cfg, schedule_fraction(cfg, self.iteration, self.elapsed_s))
         for group in self.optimizer.param_groups:
