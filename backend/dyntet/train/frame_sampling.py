@@ -3,8 +3,10 @@
 Why: a preview run sees each frame a handful of times, and the states a clip holds only briefly (blinks,
 squints, a wide-open mouth) are a tenth of its frames or less; drawn uniformly they stay underfit
 (docs/benchmarks.md: obama_b's closed-lid frames score 5 dB below the rest in the eye box, on training
-frames too). A frame's rarity is how far its face is from its nearest neighbours among the clip's faces:
-the mean distance, in millimetres of face-model surface motion, to its ``k`` nearest frames.
+frames too). A frame's rarity is how far its face is from its nearest neighbours among the clip's faces
+(the mean distance of face-model surface motion to its ``k`` nearest frames), taken for the eyes, the
+mouth and the whole face apart, each relative to its median, and the largest kept: a blink is rare in
+the eyes while the mouth is doing something common.
 """
 
 from __future__ import annotations
